@@ -1,0 +1,38 @@
+//! REST transport (axum). [`app`] builds the whole router; `main` and the tests share it.
+
+mod events;
+mod health;
+pub mod json;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+
+/// The HTTP application: player API, admin API, health and metrics.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.settings.http.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/v1/events", post(events::submit))
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::new())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+}
+
+/// A router that serves only `/metrics`, for the dedicated metrics listener.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new().route("/metrics", get(health::metrics)).with_state(state)
+}

@@ -1,0 +1,317 @@
+//! Turns one flush worth of events into the writes that commit them (no I/O here).
+//!
+//! Per user, events become stat-code signals (a login becomes one per login stat code). Only signals some of the
+//! user's event-accepting goals listen to matter. Each plugin gets one call per user with those goals and signals,
+//! in order. Writes stay O(1) per event: one stat row per (user, stat code) per flush, and a goal row only when
+//! the plugin changed something the stat row cannot re-derive (status, baseline, plugin state, stored progress).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use challenge_core::progress::{GoalProgress, GoalStatus, ProgressSource, StatValue};
+use challenge_plugin_runtime::{
+    EvaluationRequest, GoalInput, GoalState, GoalUpdate, PluginError, PluginEvent, PluginEventKind, PluginGoalStatus,
+    PluginProgressSource,
+};
+use challenge_storage::{FlushBatch, GoalWrite, PipelineState, StatWrite};
+
+use super::event::{Event, EventKind};
+use crate::rules::{GoalRule, RuleBook, RuleEngine, Signal, SignalSource};
+
+/// A plugin call that failed: its goals were not updated; the events themselves are still committed.
+#[derive(Debug, Clone)]
+pub struct FailedEvaluation {
+    pub user_id: String,
+    pub plugin: String,
+    pub version: String,
+    pub goal_ids: Vec<String>,
+    pub event_ids: Vec<String>,
+    pub error_kind: &'static str,
+    pub error: String,
+}
+
+#[derive(Debug, Default)]
+pub struct FlushPlan {
+    pub batch: FlushBatch,
+    pub failures: Vec<FailedEvaluation>,
+    pub plugin_calls: usize,
+    /// Events no active goal of their user listens to (acknowledged, nothing to write).
+    pub ignored_events: usize,
+}
+
+/// Plans the writes for `events` (in arrival order, any users) given the users' current state.
+pub fn plan_flush(
+    events: &[Event],
+    state: &PipelineState,
+    book: &RuleBook,
+    engine: &RuleEngine,
+    now: DateTime<Utc>,
+) -> FlushPlan {
+    let mut goals_by_user: HashMap<&str, Vec<(&GoalProgress, &GoalRule)>> = HashMap::new();
+    for row in &state.goals {
+        if let Some(rule) = book.rule(&row.goal_id)
+            && row.accepts_events(now)
+        {
+            goals_by_user.entry(row.user_id.as_str()).or_default().push((row, rule));
+        }
+    }
+    let stats: HashMap<(&str, &str), &StatValue> =
+        state.stats.iter().map(|s| ((s.user_id.as_str(), s.stat_code.as_str()), s)).collect();
+
+    let mut events_by_user: Vec<(&str, Vec<usize>)> = Vec::new();
+    let mut user_slot: HashMap<&str, usize> = HashMap::new();
+    for (index, event) in events.iter().enumerate() {
+        let slot = *user_slot.entry(event.user_id.as_str()).or_insert_with(|| {
+            events_by_user.push((event.user_id.as_str(), Vec::new()));
+            events_by_user.len() - 1
+        });
+        events_by_user[slot].1.push(index);
+    }
+
+    let mut plan = FlushPlan::default();
+    for (user_id, event_indexes) in events_by_user {
+        let Some(goals) = goals_by_user.get(user_id) else {
+            plan.ignored_events += event_indexes.len();
+            continue;
+        };
+        let user = UserFlush { user_id, goals, stats: &stats, events, now };
+        user.plan(&event_indexes, book, engine, &mut plan);
+    }
+    plan
+}
+
+struct UserFlush<'a> {
+    user_id: &'a str,
+    goals: &'a [(&'a GoalProgress, &'a GoalRule)],
+    stats: &'a HashMap<(&'a str, &'a str), &'a StatValue>,
+    events: &'a [Event],
+    now: DateTime<Utc>,
+}
+
+impl UserFlush<'_> {
+    fn plan(&self, event_indexes: &[usize], book: &RuleBook, engine: &RuleEngine, plan: &mut FlushPlan) {
+        let signals = self.relevant_signals(event_indexes, book);
+        if signals.is_empty() {
+            plan.ignored_events += event_indexes.len();
+            return;
+        }
+        let sequences = self.write_stats(&signals, plan);
+
+        // One call per plugin (and pinned version), goals in a stable order.
+        let mut by_plugin: Vec<((&str, Option<&str>), Vec<usize>)> = Vec::new();
+        for (goal_index, (_, rule)) in self.goals.iter().enumerate() {
+            if !signals.iter().any(|signal| rule.listens_to(signal)) {
+                continue;
+            }
+            let key = (rule.plugin.as_str(), rule.pinned_version.as_deref());
+            match by_plugin.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(goal_index),
+                None => by_plugin.push((key, vec![goal_index])),
+            }
+        }
+        for ((plugin_name, pinned), members) in by_plugin {
+            self.evaluate_with(plugin_name, pinned, &members, &signals, &sequences, engine, plan);
+        }
+    }
+
+    /// Signals of these events that at least one of the user's goals listens to, in event order.
+    fn relevant_signals<'s>(&'s self, event_indexes: &[usize], book: &'s RuleBook) -> Vec<Signal<'s>> {
+        let mut signals = Vec::new();
+        for &event_index in event_indexes {
+            match &self.events[event_index].kind {
+                EventKind::Login => {
+                    for code in book.login_stat_codes() {
+                        signals.push(Signal {
+                            source: SignalSource::Login,
+                            stat_code: code,
+                            value: None,
+                            inc: 1.0,
+                            event_index,
+                        });
+                    }
+                }
+                EventKind::Stat { stat_code, latest_value, inc } if book.is_tracked_stat(stat_code) => {
+                    signals.push(Signal {
+                        source: SignalSource::Statistic,
+                        stat_code,
+                        value: Some(*latest_value),
+                        inc: *inc,
+                        event_index,
+                    });
+                }
+                EventKind::Stat { .. } => {}
+            }
+        }
+        signals.retain(|signal| self.goals.iter().any(|(_, rule)| rule.listens_to(signal)));
+        signals
+    }
+
+    /// Adds one stat write per touched stat code and returns each signal's event sequence number.
+    fn write_stats(&self, signals: &[Signal<'_>], plan: &mut FlushPlan) -> Vec<i64> {
+        let mut running: HashMap<&str, (i64, Option<f64>, i64)> = HashMap::new();
+        let mut sequences = Vec::with_capacity(signals.len());
+        for signal in signals {
+            let entry = running.entry(signal.stat_code).or_insert_with(|| {
+                let base = self.stats.get(&(self.user_id, signal.stat_code)).map_or(0, |s| s.event_count);
+                (base, None, 0)
+            });
+            entry.0 += 1;
+            entry.2 += 1;
+            if signal.value.is_some() {
+                entry.1 = signal.value;
+            }
+            sequences.push(entry.0);
+        }
+        let mut codes: Vec<_> = running.into_iter().collect();
+        codes.sort_by(|a, b| a.0.cmp(b.0));
+        for (stat_code, (_, value, count_delta)) in codes {
+            plan.batch.stats.push(StatWrite {
+                user_id: self.user_id.to_owned(),
+                stat_code: stat_code.to_owned(),
+                value,
+                count_delta,
+                updated_at: self.now,
+            });
+        }
+        sequences
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_with(
+        &self,
+        plugin_name: &str,
+        pinned: Option<&str>,
+        members: &[usize],
+        signals: &[Signal<'_>],
+        sequences: &[i64],
+        engine: &RuleEngine,
+        plan: &mut FlushPlan,
+    ) {
+        let listened: Vec<usize> = (0..signals.len())
+            .filter(|&i| members.iter().any(|&g| self.goals[g].1.listens_to(&signals[i])))
+            .collect();
+        let events: Vec<PluginEvent> = listened.iter().map(|&i| self.plugin_event(&signals[i], sequences[i])).collect();
+        let goals: Vec<GoalInput> = members
+            .iter()
+            .map(|&g| {
+                let (row, rule) = self.goals[g];
+                GoalInput { spec: rule.spec.clone(), state: self.goal_state(row, rule) }
+            })
+            .collect();
+        let failure = |kind: &'static str, error: String, version: String| FailedEvaluation {
+            user_id: self.user_id.to_owned(),
+            plugin: plugin_name.to_owned(),
+            version,
+            goal_ids: members.iter().map(|&g| self.goals[g].0.goal_id.clone()).collect(),
+            event_ids: listened.iter().map(|&i| self.events[signals[i].event_index].id.clone()).collect(),
+            error_kind: kind,
+            error,
+        };
+        let Some(plugin) = engine.resolve(plugin_name, pinned) else {
+            plan.failures.push(failure("not_loaded", "plugin version is not loaded".into(), pinned.unwrap_or("").into()));
+            return;
+        };
+        plan.plugin_calls += 1;
+        let request = EvaluationRequest { user_id: self.user_id.to_owned(), events, goals };
+        match plugin.evaluate(&request) {
+            Ok(updates) => {
+                for update in updates {
+                    let Some(&g) = members.get(update.goal_index as usize) else { continue };
+                    if let Some(write) = goal_write(self.goals[g].0, &update, self.now) {
+                        plan.batch.goals.push(write);
+                    }
+                }
+            }
+            Err(err) => {
+                let kind = err.kind();
+                plan.failures.push(failure(kind, err.to_string(), plugin.info().version.clone()));
+                log_failure(&plugin.info().name, &plugin.info().version, self.user_id, &err);
+            }
+        }
+    }
+
+    fn plugin_event(&self, signal: &Signal<'_>, sequence: i64) -> PluginEvent {
+        let event = &self.events[signal.event_index];
+        PluginEvent {
+            id: event.id.clone(),
+            kind: match signal.source {
+                SignalSource::Login => PluginEventKind::Login,
+                SignalSource::Statistic => PluginEventKind::Statistic,
+            },
+            stat_code: signal.stat_code.to_owned(),
+            value: signal.value.unwrap_or(0.0),
+            increment: signal.inc,
+            sequence,
+            timestamp_ms: event.occurred_at.timestamp_millis(),
+        }
+    }
+
+    fn goal_state(&self, row: &GoalProgress, rule: &GoalRule) -> GoalState {
+        let stat = self.stats.get(&(self.user_id, rule.primary_stat_code())).copied();
+        GoalState {
+            progress: row.displayed_progress(stat),
+            status: plugin_status(row.status),
+            completed_at_ms: row.completed_at.map(|t| t.timestamp_millis()),
+            baseline: row.baseline_value,
+            state: row.plugin_state.clone(),
+        }
+    }
+}
+
+fn log_failure(plugin: &str, version: &str, user_id: &str, err: &PluginError) {
+    tracing::warn!(plugin, version, user_id, kind = err.kind(), error = %err, "plugin evaluation failed; goals parked");
+}
+
+fn plugin_status(status: GoalStatus) -> PluginGoalStatus {
+    match status {
+        GoalStatus::NotStarted => PluginGoalStatus::NotStarted,
+        GoalStatus::InProgress => PluginGoalStatus::InProgress,
+        GoalStatus::Completed => PluginGoalStatus::Completed,
+        GoalStatus::Claimed => PluginGoalStatus::Claimed,
+    }
+}
+
+fn core_status(status: PluginGoalStatus) -> GoalStatus {
+    match status {
+        PluginGoalStatus::NotStarted => GoalStatus::NotStarted,
+        PluginGoalStatus::InProgress => GoalStatus::InProgress,
+        PluginGoalStatus::Completed => GoalStatus::Completed,
+        PluginGoalStatus::Claimed => GoalStatus::Claimed,
+    }
+}
+
+fn core_source(source: PluginProgressSource) -> ProgressSource {
+    match source {
+        PluginProgressSource::Stored => ProgressSource::Stored,
+        PluginProgressSource::StatValue => ProgressSource::StatValue,
+        PluginProgressSource::EventCount => ProgressSource::EventCount,
+    }
+}
+
+/// The row write an update needs, or `None` when the stat row already carries the change.
+fn goal_write(row: &GoalProgress, update: &GoalUpdate, now: DateTime<Utc>) -> Option<GoalWrite> {
+    let status = core_status(update.status);
+    // Plugins cannot claim; the claim path alone moves a goal to claimed.
+    if status == GoalStatus::Claimed {
+        return None;
+    }
+    let source = core_source(update.source);
+    let completed_at = update.completed_at_ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+    let changed = status != row.status
+        || source != row.progress_source
+        || update.baseline != row.baseline_value
+        || update.state != row.plugin_state
+        || completed_at != row.completed_at
+        || (source == ProgressSource::Stored && update.progress != row.progress);
+    changed.then(|| GoalWrite {
+        user_id: row.user_id.clone(),
+        goal_id: row.goal_id.clone(),
+        progress: update.progress.max(0),
+        status,
+        completed_at: if status == GoalStatus::Completed { completed_at.or(Some(now)) } else { completed_at },
+        baseline_value: update.baseline,
+        plugin_state: update.state.clone(),
+        progress_source: source,
+        updated_at: now,
+    })
+}

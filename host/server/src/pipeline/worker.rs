@@ -1,0 +1,161 @@
+//! One flush worker: owns a partition of users, groups their submissions into batches (group commit) and
+//! commits each batch with one storage call, retrying transient database failures until the commit deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+use super::evaluate::{FlushPlan, plan_flush};
+use super::{Deduper, PipelineContext, PipelineError, Submission};
+
+pub(super) struct Worker {
+    partition: usize,
+    context: Arc<PipelineContext>,
+    deduper: Arc<dyn Deduper>,
+}
+
+/// First retry delay after a transient database failure; doubles up to the cap.
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+const MAX_RETRY: Duration = Duration::from_secs(1);
+
+pub enum FlushFailure {
+    /// Worth retrying: the database is unreachable or timed out.
+    Transient(String),
+    /// Retrying the same batch cannot help.
+    Permanent(String),
+}
+
+impl Worker {
+    pub(super) fn new(partition: usize, context: Arc<PipelineContext>, deduper: Arc<dyn Deduper>) -> Self {
+        Self { partition, context, deduper }
+    }
+
+    pub(super) async fn run(self, mut queue: mpsc::Receiver<Submission>, mut stopped: watch::Receiver<bool>) {
+        let settings = &self.context.settings;
+        let linger = Duration::from_millis(settings.flush_interval_ms);
+        loop {
+            let next = tokio::select! {
+                next = queue.recv() => next,
+                _ = stopped.wait_for(|stop| *stop) => {
+                    // Refuse new submissions, then drain what is already queued.
+                    queue.close();
+                    queue.recv().await
+                }
+            };
+            let Some(first) = next else { break };
+            let deadline = tokio::time::Instant::now() + linger;
+            let mut queued = first.events.len();
+            let mut batch = vec![first];
+            while queued < settings.max_batch_events {
+                tokio::select! {
+                    biased;
+                    next = queue.recv() => match next {
+                        Some(submission) => {
+                            queued += submission.events.len();
+                            batch.push(submission);
+                        }
+                        None => break,
+                    },
+                    () = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            metrics::gauge!("pipeline_queue_depth", "partition" => self.partition.to_string())
+                .set(queue.len() as f64);
+            self.flush(batch).await;
+        }
+        tracing::debug!(partition = self.partition, "flush worker drained and stopped");
+    }
+
+    /// Commits a batch or fails every submission in it; never leaves a caller without an answer.
+    async fn flush(&self, batch: Vec<Submission>) {
+        let events: usize = batch.iter().map(|s| s.events.len()).sum();
+        let span = tracing::info_span!("pipeline.flush", partition = self.partition, submissions = batch.len(), events);
+        let outcome = self.flush_with_retry(&batch).instrument(span).await;
+        match outcome {
+            Ok(()) => {
+                let ids: Vec<String> = batch.iter().flat_map(|s| s.dedupe_ids.iter().cloned()).collect();
+                for submission in batch {
+                    let _ = submission.reply.send(Ok(()));
+                }
+                self.deduper.commit(&ids).await;
+            }
+            // One bad submission must not sink its neighbours: retry them one by one.
+            Err(FlushFailure::Permanent(reason)) if batch.len() > 1 => {
+                tracing::warn!(partition = self.partition, %reason, "batch rejected; committing submissions one by one");
+                for submission in batch {
+                    Box::pin(self.flush(vec![submission])).await;
+                }
+            }
+            Err(failure) => {
+                let error = match failure {
+                    FlushFailure::Transient(_) => PipelineError::Unavailable,
+                    FlushFailure::Permanent(reason) => PipelineError::Failed(reason),
+                };
+                metrics::counter!("pipeline_flush_failures_total").increment(1);
+                for submission in batch {
+                    self.deduper.release(&submission.dedupe_ids).await;
+                    let _ = submission.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    async fn flush_with_retry(&self, batch: &[Submission]) -> Result<(), FlushFailure> {
+        let deadline = Instant::now() + Duration::from_millis(self.context.settings.commit_timeout_ms);
+        let mut delay = FIRST_RETRY;
+        loop {
+            match self.try_flush(batch).await {
+                Err(FlushFailure::Transient(reason)) if Instant::now() + delay < deadline => {
+                    tracing::warn!(partition = self.partition, %reason, retry_in_ms = delay.as_millis() as u64, "flush failed");
+                    metrics::counter!("pipeline_flush_retries_total").increment(1);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_RETRY);
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn try_flush(&self, batch: &[Submission]) -> Result<(), FlushFailure> {
+        let started = Instant::now();
+        let events: Vec<_> = batch.iter().flat_map(|s| s.events.iter().cloned()).collect();
+        let mut users: Vec<String> = events.iter().map(|e| e.user_id.clone()).collect();
+        users.sort_unstable();
+        users.dedup();
+
+        let store = &self.context.store;
+        let pipeline_state = store.load_pipeline_state(&users).await.map_err(storage_failure)?;
+        let config = self.context.config.load_full();
+        let engine = self.context.engine.clone();
+        let event_count = events.len();
+        let plan: FlushPlan = tokio::task::spawn_blocking(move || {
+            plan_flush(&events, &pipeline_state, &config.rules, &engine, Utc::now())
+        })
+        .await
+        .map_err(|e| FlushFailure::Permanent(format!("evaluation task failed: {e}")))?;
+
+        let mut batch_writes = plan.batch;
+        batch_writes.failed_evaluations = plan.failures.iter().map(super::evaluate::to_parked).collect();
+        let outcome = store.apply_flush(&batch_writes).await.map_err(storage_failure)?;
+
+        metrics::histogram!("pipeline_batch_events").record(event_count as f64);
+        metrics::histogram!("pipeline_flush_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("pipeline_rows_written_total", "table" => "user_stat_values").increment(outcome.stat_rows);
+        metrics::counter!("pipeline_rows_written_total", "table" => "user_goal_progress").increment(outcome.goal_rows);
+        metrics::counter!("pipeline_plugin_calls_total").increment(plan.plugin_calls as u64);
+        metrics::counter!("pipeline_events_ignored_total").increment(plan.ignored_events as u64);
+        metrics::counter!("pipeline_evaluations_parked_total").increment(plan.failures.len() as u64);
+        Ok(())
+    }
+}
+
+fn storage_failure(err: challenge_storage::StorageError) -> FlushFailure {
+    if err.is_unavailable() {
+        FlushFailure::Transient(err.to_string())
+    } else {
+        FlushFailure::Permanent(err.to_string())
+    }
+}

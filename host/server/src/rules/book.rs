@@ -1,0 +1,126 @@
+//! The rule book: per goal, which plugin evaluates it, with what spec, listening to which events.
+//! Built once per challenge configuration so the event path does no config lookups or JSON work.
+
+use std::collections::{HashMap, HashSet};
+
+use challenge_core::config::{Catalog, EventSource, Goal, GoalKind, ProgressMode};
+use challenge_plugin_runtime::{GoalSpec, PluginProgressMode};
+
+/// Which kind of event reaches a goal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignalSource {
+    Login,
+    Statistic,
+}
+
+/// One event as one goal-relevant stat update: a login becomes one signal per login stat code.
+#[derive(Debug, Clone, Copy)]
+pub struct Signal<'a> {
+    pub source: SignalSource,
+    pub stat_code: &'a str,
+    /// Latest value for statistic events.
+    pub value: Option<f64>,
+    pub inc: f64,
+    pub event_index: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct GoalRule {
+    pub goal_id: String,
+    pub challenge_id: String,
+    pub plugin: String,
+    pub pinned_version: Option<String>,
+    pub spec: GoalSpec,
+    pub source: SignalSource,
+    /// The goal's own stat code first, then extra ones its plugin asked for.
+    pub stat_codes: Vec<String>,
+}
+
+impl GoalRule {
+    pub fn listens_to(&self, signal: &Signal<'_>) -> bool {
+        signal.source == self.source && self.stat_codes.iter().any(|code| code == signal.stat_code)
+    }
+
+    pub fn primary_stat_code(&self) -> &str {
+        &self.stat_codes[0]
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct RuleBook {
+    rules: HashMap<String, GoalRule>,
+    login_stat_codes: Vec<String>,
+    statistic_codes: HashSet<String>,
+}
+
+impl RuleBook {
+    pub fn new(catalog: &Catalog) -> Self {
+        let mut book = RuleBook::default();
+        for goal in catalog.goals() {
+            let source = match goal.event_source {
+                EventSource::Login => SignalSource::Login,
+                EventSource::Statistic => SignalSource::Statistic,
+            };
+            let mut stat_codes = goal.listens_to.clone();
+            if stat_codes.is_empty() {
+                stat_codes.push(goal.stat_code().to_owned());
+            }
+            match source {
+                SignalSource::Login => {
+                    for code in &stat_codes {
+                        if !book.login_stat_codes.contains(code) {
+                            book.login_stat_codes.push(code.clone());
+                        }
+                    }
+                }
+                SignalSource::Statistic => book.statistic_codes.extend(stat_codes.iter().cloned()),
+            }
+            let rule = GoalRule {
+                goal_id: goal.id.clone(),
+                challenge_id: goal.challenge_id.clone(),
+                plugin: goal.rule_plugin().to_owned(),
+                pinned_version: goal.rule.as_ref().and_then(|rule| rule.version.clone()),
+                spec: goal_spec(goal),
+                source,
+                stat_codes,
+            };
+            book.rules.insert(goal.id.clone(), rule);
+        }
+        book
+    }
+
+    pub fn rule(&self, goal_id: &str) -> Option<&GoalRule> {
+        self.rules.get(goal_id)
+    }
+
+    /// Stat codes a login event updates (one signal each).
+    pub fn login_stat_codes(&self) -> &[String] {
+        &self.login_stat_codes
+    }
+
+    /// Whether any statistic goal listens to this stat code; other stat events are ignored.
+    pub fn is_tracked_stat(&self, stat_code: &str) -> bool {
+        self.statistic_codes.contains(stat_code)
+    }
+}
+
+/// The plugin-facing description of a configured goal.
+pub fn goal_spec(goal: &Goal) -> GoalSpec {
+    GoalSpec {
+        goal_id: goal.id.clone(),
+        kind: match goal.kind {
+            GoalKind::Absolute => "absolute",
+            GoalKind::Increment => "increment",
+            GoalKind::Daily => "daily",
+        }
+        .to_owned(),
+        stat_code: goal.stat_code().to_owned(),
+        target: goal.requirement.target_value,
+        progress_mode: match goal.requirement.progress_mode {
+            ProgressMode::Absolute => PluginProgressMode::Absolute,
+            ProgressMode::Relative => PluginProgressMode::Relative,
+        },
+        daily: goal.daily,
+        params: goal.rule.as_ref().map_or_else(|| "{}".to_owned(), |rule| rule.params.to_string()),
+    }
+}
