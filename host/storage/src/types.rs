@@ -1,0 +1,287 @@
+//! Arguments and results of the [`crate::Store`] methods.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use challenge_core::progress::{GoalProgress, GoalStatus, ProgressSource, StatValue};
+use chrono::{DateTime, Utc};
+
+use crate::error::{Result, StorageError};
+
+/// Largest `plugin_state` a goal row may hold (also enforced by a CHECK constraint).
+pub const MAX_PLUGIN_STATE_BYTES: usize = 4096;
+
+/// Which goal rows [`crate::Store::user_goals`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GoalFilter {
+    pub active_only: bool,
+    pub challenge_id: Option<String>,
+}
+
+/// A goal to assign to a player. Fresh rows start at progress 0, `not_started`.
+///
+/// [`crate::Store::set_goal_active`] and [`crate::Store::select_goals`] decide activity themselves: they ignore
+/// `is_active` and `assigned_at` and stamp `assigned_at = now` when they activate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAssignment {
+    pub user_id: String,
+    pub goal_id: String,
+    pub challenge_id: String,
+    pub namespace: String,
+    pub is_active: bool,
+    pub assigned_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub progress_source: ProgressSource,
+}
+
+/// Result of [`crate::Store::select_goals`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelectionOutcome {
+    /// Goals of the challenge that were active before and are now deactivated (re-selected ones excluded), sorted.
+    pub replaced: Vec<String>,
+    /// Active goals of the challenge after the selection.
+    pub active_in_challenge: u64,
+}
+
+/// Kind of reward a grant delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RewardType {
+    Item,
+    Wallet,
+}
+
+impl RewardType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RewardType::Item => "ITEM",
+            RewardType::Wallet => "WALLET",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "ITEM" => Ok(RewardType::Item),
+            "WALLET" => Ok(RewardType::Wallet),
+            other => Err(StorageError::corrupt(format!("unknown reward type '{other}'"))),
+        }
+    }
+}
+
+/// Delivery state of a row of the reward outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrantStatus {
+    /// Waiting for (another) delivery attempt at `next_attempt_at`.
+    Pending,
+    Delivered,
+    /// Permanently failed (non-retryable error); needs an operator.
+    Failed,
+}
+
+impl GrantStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GrantStatus::Pending => "pending",
+            GrantStatus::Delivered => "delivered",
+            GrantStatus::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "pending" => Ok(GrantStatus::Pending),
+            "delivered" => Ok(GrantStatus::Delivered),
+            "failed" => Ok(GrantStatus::Failed),
+            other => Err(StorageError::corrupt(format!("unknown grant status '{other}'"))),
+        }
+    }
+}
+
+/// The reward to record in the outbox when a claim succeeds (user and goal come from the [`ClaimRequest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRewardGrant {
+    pub namespace: String,
+    pub challenge_id: String,
+    pub reward_type: RewardType,
+    pub reward_id: String,
+    pub quantity: i64,
+}
+
+/// One row of the `reward_grants` outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewardGrant {
+    pub id: i64,
+    /// `claim:{user}:{goal}:{claimed_at millis}`; unique, so one claim can never produce two grants.
+    /// Pass it to the reward provider so a retried delivery is not applied twice.
+    pub idempotency_key: String,
+    pub user_id: String,
+    pub namespace: String,
+    pub challenge_id: String,
+    pub goal_id: String,
+    pub reward_type: RewardType,
+    pub reward_id: String,
+    pub quantity: i64,
+    pub status: GrantStatus,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// A player's request to claim a goal's reward.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRequest {
+    pub user_id: String,
+    pub goal_id: String,
+    /// Goal ids that must be completed or claimed by this user (any challenge).
+    pub prerequisites: Vec<String>,
+    /// For rotating goals: the completion must have happened at or after this instant (current period start).
+    pub completed_not_before: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+    pub grant: NewRewardGrant,
+}
+
+/// Why a claim was refused, in the order the checks run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimRefusal {
+    /// Not completed yet (`NotStarted` also when the goal has no row).
+    NotCompleted(GoalStatus),
+    Inactive,
+    Expired,
+    AlreadyClaimed {
+        claimed_at: DateTime<Utc>,
+    },
+    /// Completed in an earlier period than `completed_not_before` (`None` when no completion time is recorded).
+    CompletionOutdated {
+        completed_at: Option<DateTime<Utc>>,
+    },
+    /// The prerequisites (from the request, in request order) that are not completed.
+    PrerequisitesUnmet(Vec<String>),
+}
+
+/// Result of [`crate::Store::claim`].
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant, reason = "returned once per claim; boxing would only complicate matching")]
+pub enum ClaimOutcome {
+    /// The goal is now claimed and the reward sits in the outbox, committed together.
+    Claimed {
+        row: GoalProgress,
+        grant: RewardGrant,
+    },
+    Refused(ClaimRefusal),
+}
+
+/// What the event pipeline needs to know about a set of users.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PipelineState {
+    /// Active, unclaimed goal rows of the users (ordered by user, goal).
+    pub goals: Vec<GoalProgress>,
+    /// All stat rows of the users (ordered by user, stat code).
+    pub stats: Vec<StatValue>,
+}
+
+/// One (user, stat code) update of a flush.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatWrite {
+    pub user_id: String,
+    pub stat_code: String,
+    /// Latest statistic value, `None` to keep the stored one (login events only count).
+    pub value: Option<f64>,
+    /// Events seen since the last flush; added to the stored count.
+    pub count_delta: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl StatWrite {
+    /// Rejects what the database would refuse, so one bad write cannot poison a whole flush.
+    pub fn validate(&self) -> Result<()> {
+        if self.value.is_some_and(f64::is_nan) {
+            return Err(invalid(&self.user_id, &self.stat_code, "stat value is NaN"));
+        }
+        if self.count_delta < 0 {
+            return Err(invalid(&self.user_id, &self.stat_code, "negative count delta"));
+        }
+        Ok(())
+    }
+}
+
+/// A new state of one goal row, computed by the pipeline. Skipped when the row is inactive or claimed by then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoalWrite {
+    pub user_id: String,
+    pub goal_id: String,
+    pub progress: i64,
+    pub status: GoalStatus,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub baseline_value: Option<i64>,
+    pub plugin_state: Option<Vec<u8>>,
+    pub progress_source: ProgressSource,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl GoalWrite {
+    /// Rejects what the database would refuse, so one bad write cannot poison a whole flush.
+    pub fn validate(&self) -> Result<()> {
+        if self.progress < 0 {
+            return Err(invalid(&self.user_id, &self.goal_id, "negative progress"));
+        }
+        if self.status == GoalStatus::Claimed {
+            return Err(invalid(&self.user_id, &self.goal_id, "the pipeline cannot claim goals"));
+        }
+        if self.plugin_state.as_ref().is_some_and(|s| s.len() > MAX_PLUGIN_STATE_BYTES) {
+            return Err(invalid(&self.user_id, &self.goal_id, "plugin state larger than 4096 bytes"));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(user_id: &str, key: &str, what: &str) -> StorageError {
+    StorageError::InvalidInput(format!("{what} (user '{user_id}', '{key}')"))
+}
+
+/// Everything one pipeline flush writes, applied in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlushBatch {
+    pub stats: Vec<StatWrite>,
+    pub goals: Vec<GoalWrite>,
+}
+
+impl FlushBatch {
+    pub fn is_empty(&self) -> bool {
+        self.stats.is_empty() && self.goals.is_empty()
+    }
+}
+
+/// Rows touched by [`crate::Store::apply_flush`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushOutcome {
+    /// Stat rows inserted or updated (after merging duplicates of the batch).
+    pub stat_rows: u64,
+    /// Goal rows updated (writes to inactive, claimed or missing rows are skipped).
+    pub goal_rows: u64,
+}
+
+/// How to open the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// `postgres://…` selects PostgreSQL; `None` selects the embedded SQLite file `<data_dir>/challenge.db`.
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    /// How long a query waits for a pooled connection (and a new connection to be established) before failing
+    /// with [`StorageError::Unavailable`].
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            database_url: None,
+            data_dir: PathBuf::from("data"),
+            max_connections: 16,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
