@@ -23,8 +23,8 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::{
     ClaimOutcome, ClaimRefusal, ClaimRequest, FlushBatch, FlushOutcome, GoalFilter, GoalWrite, GrantStatus,
-    MAX_PLUGIN_STATE_BYTES, NewAssignment, NewRewardGrant, PipelineState, RewardGrant, RewardType, SelectionOutcome,
-    StatWrite, StoreOptions,
+    MAX_PLUGIN_STATE_BYTES, NewAssignment, NewRewardGrant, ParkedEvaluation, PipelineState, RewardGrant, RewardType,
+    SelectionOutcome, StatWrite, StoreOptions,
 };
 
 /// File name of the embedded database inside the data directory.
@@ -105,6 +105,9 @@ pub trait Store: Send + Sync + 'static {
     /// that are still active and unclaimed. Every write is validated first; an invalid one fails the whole call
     /// with [`StorageError::InvalidInput`] before anything is written.
     async fn apply_flush(&self, batch: &FlushBatch) -> Result<FlushOutcome>;
+
+    /// Parked (failed) plugin evaluations not yet replayed, oldest first.
+    async fn parked_evaluations(&self, limit: u32) -> Result<Vec<ParkedEvaluation>>;
 }
 
 /// Opens PostgreSQL for a `postgres://` / `postgresql://` URL, otherwise the SQLite file

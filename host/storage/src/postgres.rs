@@ -18,7 +18,7 @@ use crate::logic::{
 };
 use crate::types::{
     ClaimOutcome, ClaimRefusal, ClaimRequest, FlushBatch, FlushOutcome, GoalFilter, GoalWrite, GrantStatus,
-    NewAssignment, PipelineState, RewardGrant, RewardType, SelectionOutcome, StatWrite, StoreOptions,
+    NewAssignment, ParkedEvaluation, PipelineState, RewardGrant, RewardType, SelectionOutcome, StatWrite, StoreOptions,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -251,6 +251,7 @@ impl PostgresStore {
         tx: &mut Transaction<'static, Postgres>,
         stats: &[StatWrite],
         goals: &[&GoalWrite],
+        parked: &[ParkedEvaluation],
     ) -> Result<FlushOutcome> {
         let mut outcome = FlushOutcome::default();
         if !stats.is_empty() {
@@ -295,6 +296,24 @@ impl PostgresStore {
             .execute(&mut **tx)
             .await?
             .rows_affected();
+        }
+        if !parked.is_empty() {
+            sqlx::query(
+                "INSERT INTO parked_evaluations \
+                   (user_id, plugin, plugin_version, goal_ids, events, error_kind, error, parked_at) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                   $7::text[], $8::timestamptz[])",
+            )
+            .bind(parked.iter().map(|p| p.user_id.as_str()).collect::<Vec<_>>())
+            .bind(parked.iter().map(|p| p.plugin.as_str()).collect::<Vec<_>>())
+            .bind(parked.iter().map(|p| p.plugin_version.as_str()).collect::<Vec<_>>())
+            .bind(parked.iter().map(|p| p.goal_ids.as_str()).collect::<Vec<_>>())
+            .bind(parked.iter().map(|p| p.events.as_str()).collect::<Vec<_>>())
+            .bind(parked.iter().map(|p| p.error_kind.as_str()).collect::<Vec<_>>())
+            .bind(parked.iter().map(|p| p.error.as_str()).collect::<Vec<_>>())
+            .bind(parked.iter().map(|p| p.parked_at).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
         }
         Ok(outcome)
     }
@@ -608,7 +627,34 @@ impl Store for PostgresStore {
             // A stable row order keeps concurrent flushes from deadlocking on each other's row locks.
             stats.sort_by(|a, b| (&a.user_id, &a.stat_code).cmp(&(&b.user_id, &b.stat_code)));
             goals.sort_by(|a, b| (&a.user_id, &a.goal_id).cmp(&(&b.user_id, &b.goal_id)));
-            in_transaction!(self.pool, |tx| self.flush_in(&mut tx, &stats, &goals))
+            in_transaction!(self.pool, |tx| self.flush_in(&mut tx, &stats, &goals, &batch.parked))
+        })
+        .await
+    }
+
+    async fn parked_evaluations(&self, limit: u32) -> Result<Vec<ParkedEvaluation>> {
+        instrument("parked_evaluations", async {
+            let rows = sqlx::query(
+                "SELECT user_id, plugin, plugin_version, goal_ids, events, error_kind, error, parked_at \
+                 FROM parked_evaluations WHERE replayed_at IS NULL ORDER BY id LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ParkedEvaluation {
+                        user_id: row.try_get("user_id")?,
+                        plugin: row.try_get("plugin")?,
+                        plugin_version: row.try_get("plugin_version")?,
+                        goal_ids: row.try_get("goal_ids")?,
+                        events: row.try_get("events")?,
+                        error_kind: row.try_get("error_kind")?,
+                        error: row.try_get("error")?,
+                        parked_at: row.try_get("parked_at")?,
+                    })
+                })
+                .collect()
         })
         .await
     }

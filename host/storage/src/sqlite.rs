@@ -24,7 +24,7 @@ use crate::logic::{
 };
 use crate::types::{
     ClaimOutcome, ClaimRefusal, ClaimRequest, FlushBatch, FlushOutcome, GoalFilter, GoalWrite, GrantStatus,
-    NewAssignment, PipelineState, RewardGrant, RewardType, SelectionOutcome, StatWrite, StoreOptions,
+    NewAssignment, ParkedEvaluation, PipelineState, RewardGrant, RewardType, SelectionOutcome, StatWrite, StoreOptions,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -362,6 +362,7 @@ impl SqliteStore {
         tx: &mut Transaction<'static, Sqlite>,
         stats: &[StatWrite],
         goals: &[&GoalWrite],
+        parked: &[ParkedEvaluation],
     ) -> Result<FlushOutcome> {
         let mut outcome = FlushOutcome::default();
         for stat in stats {
@@ -400,6 +401,23 @@ impl SqliteStore {
             .execute(&mut **tx)
             .await?
             .rows_affected();
+        }
+        for parked in parked {
+            sqlx::query(
+                "INSERT INTO parked_evaluations \
+                   (user_id, plugin, plugin_version, goal_ids, events, error_kind, error, parked_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&parked.user_id)
+            .bind(&parked.plugin)
+            .bind(&parked.plugin_version)
+            .bind(&parked.goal_ids)
+            .bind(&parked.events)
+            .bind(&parked.error_kind)
+            .bind(&parked.error)
+            .bind(millis(parked.parked_at))
+            .execute(&mut **tx)
+            .await?;
         }
         Ok(outcome)
     }
@@ -684,7 +702,34 @@ impl Store for SqliteStore {
             }
             let stats = merge_stat_writes(&batch.stats)?;
             let goals = last_goal_writes(&batch.goals)?;
-            in_write_transaction!(self, |tx| self.flush_in(&mut tx, &stats, &goals))
+            in_write_transaction!(self, |tx| self.flush_in(&mut tx, &stats, &goals, &batch.parked))
+        })
+        .await
+    }
+
+    async fn parked_evaluations(&self, limit: u32) -> Result<Vec<ParkedEvaluation>> {
+        instrument("parked_evaluations", async {
+            let rows = sqlx::query(
+                "SELECT user_id, plugin, plugin_version, goal_ids, events, error_kind, error, parked_at \
+                 FROM parked_evaluations WHERE replayed_at IS NULL ORDER BY id LIMIT ?",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ParkedEvaluation {
+                        user_id: row.try_get("user_id")?,
+                        plugin: row.try_get("plugin")?,
+                        plugin_version: row.try_get("plugin_version")?,
+                        goal_ids: row.try_get("goal_ids")?,
+                        events: row.try_get("events")?,
+                        error_kind: row.try_get("error_kind")?,
+                        error: row.try_get("error")?,
+                        parked_at: time(row, "parked_at")?,
+                    })
+                })
+                .collect()
         })
         .await
     }

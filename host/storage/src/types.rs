@@ -239,16 +239,31 @@ fn invalid(user_id: &str, key: &str, what: &str) -> StorageError {
     StorageError::InvalidInput(format!("{what} (user '{user_id}', '{key}')"))
 }
 
+/// A plugin evaluation that failed: its goals were not updated. `goal_ids` and `events` are JSON texts
+/// (the goal ids and the events as the plugin received them) so the evaluation can be replayed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkedEvaluation {
+    pub user_id: String,
+    pub plugin: String,
+    pub plugin_version: String,
+    pub goal_ids: String,
+    pub events: String,
+    pub error_kind: String,
+    pub error: String,
+    pub parked_at: DateTime<Utc>,
+}
+
 /// Everything one pipeline flush writes, applied in one transaction.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlushBatch {
     pub stats: Vec<StatWrite>,
     pub goals: Vec<GoalWrite>,
+    pub parked: Vec<ParkedEvaluation>,
 }
 
 impl FlushBatch {
     pub fn is_empty(&self) -> bool {
-        self.stats.is_empty() && self.goals.is_empty()
+        self.stats.is_empty() && self.goals.is_empty() && self.parked.is_empty()
     }
 }
 

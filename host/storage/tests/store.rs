@@ -31,6 +31,7 @@ backend_tests! {
         flush_skips_claimed_and_inactive_rows,
         flush_rejects_invalid_writes_before_writing,
         flush_of_5000_writes_in_one_call,
+        flush_parks_failed_evaluations_in_the_same_transaction,
     ],
     unmigrated: [fresh_database_reports_missing_migrations],
 }
@@ -47,7 +48,9 @@ async fn migrations_apply_twice(db: &TestDb) {
     db.store.migrate().await.unwrap();
     db.store.migrate().await.unwrap();
     assert!(db.store.migrations_applied().await.unwrap());
-    assert_eq!(db.scalar("SELECT COUNT(*) FROM _sqlx_migrations").await, 3);
+    let dir = if db.backend == Backend::Postgres { "postgres" } else { "sqlite" };
+    let files = std::fs::read_dir(format!("{}/../../migrations/{dir}", env!("CARGO_MANIFEST_DIR"))).unwrap().count();
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM _sqlx_migrations").await, files as i64, "each migration applied once");
     assert_eq!(db.store.backend(), if db.backend == Backend::Postgres { "postgres" } else { "sqlite" });
 }
 
@@ -82,7 +85,11 @@ async fn check_constraints_reject_bad_rows(db: &TestDb) {
         Ok(0) // no rows yet; the CHECK itself is exercised below
     ));
     db.store
-        .apply_flush(&FlushBatch { stats: vec![stat_write("u1", "kills", Some(1.0), 1, at(1))], goals: vec![] })
+        .apply_flush(&FlushBatch {
+            stats: vec![stat_write("u1", "kills", Some(1.0), 1, at(1))],
+            goals: vec![],
+            parked: vec![],
+        })
         .await
         .unwrap();
     assert!(matches!(db.exec("UPDATE user_stat_values SET event_count = -1").await, Err(StorageError::Constraint(_))));
@@ -143,7 +150,7 @@ async fn reads_apply_filters(db: &TestDb) {
         stat_write("u1", "kills", Some(9.0), 2, at(2)),
         stat_write("u2", "kills", Some(1.0), 1, at(2)),
     ];
-    db.store.apply_flush(&FlushBatch { stats, goals: vec![] }).await.unwrap();
+    db.store.apply_flush(&FlushBatch { stats, goals: vec![], parked: vec![] }).await.unwrap();
     let stats = db.store.user_stats("u1").await.unwrap();
     assert_eq!(stats.iter().map(|s| s.stat_code.as_str()).collect::<Vec<_>>(), ["kills", "wins"]);
     assert_eq!((stats[1].value, stats[1].event_count, stats[1].updated_at), (3.5, 1, at(1)));
@@ -160,6 +167,7 @@ async fn bulk_insert_is_idempotent_and_counts(db: &TestDb) {
         .apply_flush(&FlushBatch {
             stats: vec![],
             goals: vec![goal_write("u1", "g0", 4, GoalStatus::InProgress, at(2))],
+            parked: vec![],
         })
         .await
         .unwrap();
@@ -193,7 +201,7 @@ async fn set_active_upserts_and_keeps_progress(db: &TestDb) {
 
     let mut write = goal_write("u1", "g1", 7, GoalStatus::InProgress, at(11));
     write.baseline_value = Some(3);
-    db.store.apply_flush(&FlushBatch { stats: vec![], goals: vec![write] }).await.unwrap();
+    db.store.apply_flush(&FlushBatch { stats: vec![], goals: vec![write], parked: vec![] }).await.unwrap();
 
     let off = db.store.set_goal_active(&goal, false, at(12)).await.unwrap();
     assert!(!off.is_active);
@@ -235,6 +243,7 @@ async fn select_replaces_and_keeps_progress(db: &TestDb) {
         .apply_flush(&FlushBatch {
             stats: vec![],
             goals: vec![goal_write("u1", "b", 5, GoalStatus::InProgress, at(1))],
+            parked: vec![],
         })
         .await
         .unwrap();
@@ -319,6 +328,7 @@ async fn claim_refusals_follow_check_order(db: &TestDb) {
         .apply_flush(&FlushBatch {
             stats: vec![],
             goals: vec![goal_write("u1", "busy", 3, GoalStatus::InProgress, at(1))],
+            parked: vec![],
         })
         .await
         .unwrap();
@@ -490,14 +500,17 @@ async fn pipeline_load_and_flush(db: &TestDb) {
             stat_write("u2", "kills", Some(-2.5), 1, at(1)),
         ],
         goals: vec![],
+        parked: vec![],
     };
     assert_eq!(store.apply_flush(&first).await.unwrap().stat_rows, 3);
     let second = FlushBatch {
         stats: vec![stat_write("u1", "kills", None, 2, at(3)), stat_write("u1", "login", None, 1, at(3))],
         goals: vec![],
+        parked: vec![],
     };
     store.apply_flush(&second).await.unwrap();
-    let third = FlushBatch { stats: vec![stat_write("u1", "kills", Some(7.25), 1, at(4))], goals: vec![] };
+    let third =
+        FlushBatch { stats: vec![stat_write("u1", "kills", Some(7.25), 1, at(4))], goals: vec![], parked: vec![] };
     store.apply_flush(&third).await.unwrap();
 
     let state = store.load_pipeline_state(&users).await.unwrap();
@@ -521,7 +534,7 @@ async fn pipeline_load_and_flush(db: &TestDb) {
     streak_done.plugin_state = Some((0..=255).collect());
     streak_done.progress_source = ProgressSource::EventCount;
     let outcome = store
-        .apply_flush(&FlushBatch { stats: vec![], goals: vec![baseline, streak, streak_done.clone()] })
+        .apply_flush(&FlushBatch { stats: vec![], goals: vec![baseline, streak, streak_done.clone()], parked: vec![] })
         .await
         .unwrap();
     assert_eq!(outcome.goal_rows, 2);
@@ -536,7 +549,7 @@ async fn pipeline_load_and_flush(db: &TestDb) {
 
     // Clearing plugin state and baseline writes NULL back.
     let cleared = goal_write("u1", "kills10", 1, GoalStatus::InProgress, at(7));
-    store.apply_flush(&FlushBatch { stats: vec![], goals: vec![cleared] }).await.unwrap();
+    store.apply_flush(&FlushBatch { stats: vec![], goals: vec![cleared], parked: vec![] }).await.unwrap();
     let kills10 = store.user_goal("u1", "kills10").await.unwrap().unwrap();
     assert_eq!((kills10.baseline_value, kills10.plugin_state, kills10.progress), (None, None, 1));
 }
@@ -558,6 +571,7 @@ async fn flush_skips_claimed_and_inactive_rows(db: &TestDb) {
             goal_write("u1", "missing", 5, GoalStatus::InProgress, at(3)),
             goal_write("u1", "on", 5, GoalStatus::InProgress, at(3)),
         ],
+        parked: vec![],
     };
     assert_eq!(
         store.apply_flush(&batch).await.unwrap(),
@@ -587,10 +601,11 @@ async fn flush_rejects_invalid_writes_before_writing(db: &TestDb) {
         },
     ];
     for goals in bad_batches {
-        let batch = FlushBatch { stats: vec![good_stat.clone()], goals };
+        let batch = FlushBatch { stats: vec![good_stat.clone()], goals, parked: vec![] };
         assert!(matches!(store.apply_flush(&batch).await, Err(StorageError::InvalidInput(_))));
     }
-    let nan = FlushBatch { stats: vec![stat_write("u1", "kills", Some(f64::NAN), 1, at(1))], goals: vec![] };
+    let nan =
+        FlushBatch { stats: vec![stat_write("u1", "kills", Some(f64::NAN), 1, at(1))], goals: vec![], parked: vec![] };
     assert!(matches!(store.apply_flush(&nan).await, Err(StorageError::InvalidInput(_))));
     assert!(store.user_stats("u1").await.unwrap().is_empty(), "nothing of a rejected batch is written");
     assert_eq!(store.user_goal("u1", "g1").await.unwrap().unwrap().progress, 0);
@@ -598,7 +613,10 @@ async fn flush_rejects_invalid_writes_before_writing(db: &TestDb) {
     // Exactly the limit is fine.
     let mut max = goal_write("u1", "g1", 1, GoalStatus::InProgress, at(1));
     max.plugin_state = Some(vec![7; challenge_storage::MAX_PLUGIN_STATE_BYTES]);
-    assert_eq!(store.apply_flush(&FlushBatch { stats: vec![], goals: vec![max] }).await.unwrap().goal_rows, 1);
+    assert_eq!(
+        store.apply_flush(&FlushBatch { stats: vec![], goals: vec![max], parked: vec![] }).await.unwrap().goal_rows,
+        1
+    );
 }
 
 async fn flush_of_5000_writes_in_one_call(db: &TestDb) {
@@ -615,6 +633,7 @@ async fn flush_of_5000_writes_in_one_call(db: &TestDb) {
             .enumerate()
             .map(|(i, a)| goal_write(&a.user_id, &a.goal_id, i as i64, GoalStatus::InProgress, at(1)))
             .collect(),
+        parked: vec![],
     };
     let started = Instant::now();
     let outcome = store.apply_flush(&batch).await.unwrap();
@@ -686,4 +705,33 @@ fn database_name_is_replaced_in_urls() {
     assert_eq!(with_database("postgres://u@h:5432/postgres", "t"), "postgres://u@h:5432/t");
     assert_eq!(with_database("postgres://u@h/postgres?sslmode=disable", "t"), "postgres://u@h/t?sslmode=disable");
     assert_eq!(with_database("postgres://u@h", "t"), "postgres://u@h/t");
+}
+
+async fn flush_parks_failed_evaluations_in_the_same_transaction(db: &TestDb) {
+    let store = &db.store;
+    let parked = challenge_storage::ParkedEvaluation {
+        user_id: "u1".into(),
+        plugin: "trap".into(),
+        plugin_version: "1.0.0".into(),
+        goal_ids: r#"["g1"]"#.into(),
+        events: r#"[{"statCode":"kills","value":3.0}]"#.into(),
+        error_kind: "trap".into(),
+        error: "wasm trap: unreachable".into(),
+        parked_at: at(5),
+    };
+    let batch = FlushBatch {
+        stats: vec![stat_write("u1", "kills", Some(3.0), 1, at(5))],
+        goals: vec![],
+        parked: vec![parked.clone()],
+    };
+    assert_eq!(store.apply_flush(&batch).await.unwrap().stat_rows, 1);
+    assert_eq!(store.parked_evaluations(10).await.unwrap(), vec![parked]);
+    // A failing flush parks nothing: the whole transaction rolls back.
+    let bad = FlushBatch {
+        stats: vec![stat_write("u1", "kills", Some(f64::NAN), 1, at(6))],
+        goals: vec![],
+        parked: vec![challenge_storage::ParkedEvaluation { user_id: "u2".into(), ..batch.parked[0].clone() }],
+    };
+    assert!(store.apply_flush(&bad).await.is_err());
+    assert_eq!(store.parked_evaluations(10).await.unwrap().len(), 1);
 }

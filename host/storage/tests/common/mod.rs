@@ -256,7 +256,11 @@ pub fn stat_write(user: &str, code: &str, value: Option<f64>, delta: i64, when: 
 /// Assigns `goal` (active) and marks it completed at `completed`.
 pub async fn completed_goal(db: &TestDb, user: &str, challenge: &str, goal: &str, completed: DateTime<Utc>) {
     db.store.insert_missing_assignments(&[assignment(user, challenge, goal)], at(0)).await.expect("assign");
-    let batch = FlushBatch { stats: vec![], goals: vec![goal_write(user, goal, 10, GoalStatus::Completed, completed)] };
+    let batch = FlushBatch {
+        stats: vec![],
+        goals: vec![goal_write(user, goal, 10, GoalStatus::Completed, completed)],
+        parked: vec![],
+    };
     let outcome = db.store.apply_flush(&batch).await.expect("complete goal");
     assert_eq!(outcome.goal_rows, 1, "goal {goal} should have been completed");
 }
