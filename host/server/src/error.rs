@@ -125,7 +125,7 @@ impl From<ApiError> for tonic::Status {
 
 impl From<challenge_storage::StorageError> for ApiError {
     fn from(err: challenge_storage::StorageError) -> Self {
-        if err.is_unavailable() {
+        if err.is_retryable() {
             tracing::warn!(error = %err, "database unavailable");
             ApiError::unavailable("DATABASE_UNAVAILABLE", "the database is unavailable, retry later")
         } else {

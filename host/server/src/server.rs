@@ -69,7 +69,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         min_connections: settings.database.min_connections,
         acquire_timeout: settings.database.acquire_timeout(),
     };
-    let store = challenge_storage::open_store(options).await.context("opening the database")?;
+    let store = challenge_storage::open_store(&options).await.context("opening the database")?;
     Ok(store)
 }
 
@@ -96,7 +96,7 @@ pub fn validate_config(file: &Path) -> ExitCode {
                 "{}: OK ({} challenges, {} goals)",
                 file.display(),
                 catalog.challenges().len(),
-                catalog.goals().count()
+                catalog.goal_count()
             );
             ExitCode::SUCCESS
         }
@@ -125,7 +125,9 @@ fn challenge_source(settings: &Settings) -> ChallengeSource {
 fn load_catalog_from(rules: &RuleEngine, source: ChallengeSource) -> Result<ActiveConfig, String> {
     let loaded = match &source {
         ChallengeSource::File(path) => config::load_file(path, rules),
-        ChallengeSource::BuiltInSample => config::load_str(SAMPLE_CHALLENGES, Some(Path::new("<built-in sample>")), rules),
+        ChallengeSource::BuiltInSample => {
+            config::load_bytes(SAMPLE_CHALLENGES.as_bytes(), Some(Path::new("<built-in sample>")), rules)
+        }
     };
     let catalog = loaded.map_err(|err| config::report(&err))?;
     let (catalog, rules) = rules.prepare(catalog)?;

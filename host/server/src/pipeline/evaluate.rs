@@ -10,30 +10,19 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeZone, Utc};
 use challenge_core::progress::{GoalProgress, GoalStatus, ProgressSource, StatValue};
 use challenge_plugin_runtime::{
-    EvaluationRequest, GoalInput, GoalState, GoalUpdate, PluginError, PluginEvent, PluginEventKind, PluginGoalStatus,
-    PluginProgressSource,
+    EvaluationRequest, Event as PluginEvent, EventKind as PluginEventKind, GoalInput, GoalState,
+    GoalStatus as PluginGoalStatus, GoalUpdate, ProgressSource as PluginProgressSource,
 };
-use challenge_storage::{FlushBatch, GoalWrite, PipelineState, StatWrite};
+use challenge_storage::{FlushBatch, GoalWrite, ParkedEvaluation, PipelineState, StatWrite};
 
 use super::event::{Event, EventKind};
 use crate::rules::{GoalRule, RuleBook, RuleEngine, Signal, SignalSource};
 
-/// A plugin call that failed: its goals were not updated; the events themselves are still committed.
-#[derive(Debug, Clone)]
-pub struct FailedEvaluation {
-    pub user_id: String,
-    pub plugin: String,
-    pub version: String,
-    pub goal_ids: Vec<String>,
-    pub event_ids: Vec<String>,
-    pub error_kind: &'static str,
-    pub error: String,
-}
-
+/// The writes of one flush. A plugin call that failed leaves its goals untouched and is parked in
+/// `batch.parked` (with its events) for replay; the events themselves are still committed.
 #[derive(Debug, Default)]
 pub struct FlushPlan {
     pub batch: FlushBatch,
-    pub failures: Vec<FailedEvaluation>,
     pub plugin_calls: usize,
     /// Events no active goal of their user listens to (acknowledged, nothing to write).
     pub ignored_events: usize,
@@ -198,21 +187,23 @@ impl UserFlush<'_> {
                 GoalInput { spec: rule.spec.clone(), state: self.goal_state(row, rule) }
             })
             .collect();
-        let failure = |kind: &'static str, error: String, version: String| FailedEvaluation {
+        let park = |request: &EvaluationRequest, version: &str, kind: &str, error: String| ParkedEvaluation {
             user_id: self.user_id.to_owned(),
             plugin: plugin_name.to_owned(),
-            version,
-            goal_ids: members.iter().map(|&g| self.goals[g].0.goal_id.clone()).collect(),
-            event_ids: listened.iter().map(|&i| self.events[signals[i].event_index].id.clone()).collect(),
-            error_kind: kind,
+            plugin_version: version.to_owned(),
+            goal_ids: serde_json::json!(request.goals.iter().map(|g| &g.spec.goal_id).collect::<Vec<_>>()).to_string(),
+            events: events_json(&request.events),
+            error_kind: kind.to_owned(),
             error,
+            parked_at: self.now,
         };
+        let request = EvaluationRequest { user_id: self.user_id.to_owned(), events, goals };
         let Some(plugin) = engine.resolve(plugin_name, pinned) else {
-            plan.failures.push(failure("not_loaded", "plugin version is not loaded".into(), pinned.unwrap_or("").into()));
+            let parked = park(&request, pinned.unwrap_or("active"), "not_loaded", "plugin version is not loaded".into());
+            plan.batch.parked.push(parked);
             return;
         };
         plan.plugin_calls += 1;
-        let request = EvaluationRequest { user_id: self.user_id.to_owned(), events, goals };
         match plugin.evaluate(&request) {
             Ok(updates) => {
                 for update in updates {
@@ -223,9 +214,12 @@ impl UserFlush<'_> {
                 }
             }
             Err(err) => {
-                let kind = err.kind();
-                plan.failures.push(failure(kind, err.to_string(), plugin.info().version.clone()));
-                log_failure(&plugin.info().name, &plugin.info().version, self.user_id, &err);
+                let info = plugin.info();
+                tracing::warn!(
+                    plugin = %info.name, version = %info.version, user_id = self.user_id, kind = err.kind(), error = %err,
+                    "plugin evaluation failed; its goals are parked, the events are committed"
+                );
+                plan.batch.parked.push(park(&request, &info.version, err.kind(), err.to_string()));
             }
         }
     }
@@ -258,8 +252,23 @@ impl UserFlush<'_> {
     }
 }
 
-fn log_failure(plugin: &str, version: &str, user_id: &str, err: &PluginError) {
-    tracing::warn!(plugin, version, user_id, kind = err.kind(), error = %err, "plugin evaluation failed; goals parked");
+/// The events of a parked call, as the plugin received them, for replay.
+fn events_json(events: &[PluginEvent]) -> String {
+    let list: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "id": e.id,
+                "kind": match e.kind { PluginEventKind::Login => "login", PluginEventKind::Statistic => "statistic" },
+                "statCode": e.stat_code,
+                "value": e.value,
+                "increment": e.increment,
+                "sequence": e.sequence,
+                "timestampMs": e.timestamp_ms,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
 }
 
 fn plugin_status(status: GoalStatus) -> PluginGoalStatus {

@@ -39,7 +39,7 @@ impl Worker {
         loop {
             let next = tokio::select! {
                 next = queue.recv() => next,
-                _ = stopped.wait_for(|stop| *stop) => {
+                () = wait_for_stop(&mut stopped) => {
                     // Refuse new submissions, then drain what is already queued.
                     queue.close();
                     queue.recv().await
@@ -137,9 +137,7 @@ impl Worker {
         .await
         .map_err(|e| FlushFailure::Permanent(format!("evaluation task failed: {e}")))?;
 
-        let mut batch_writes = plan.batch;
-        batch_writes.failed_evaluations = plan.failures.iter().map(super::evaluate::to_parked).collect();
-        let outcome = store.apply_flush(&batch_writes).await.map_err(storage_failure)?;
+        let outcome = store.apply_flush(&plan.batch).await.map_err(storage_failure)?;
 
         metrics::histogram!("pipeline_batch_events").record(event_count as f64);
         metrics::histogram!("pipeline_flush_seconds").record(started.elapsed().as_secs_f64());
@@ -147,15 +145,20 @@ impl Worker {
         metrics::counter!("pipeline_rows_written_total", "table" => "user_goal_progress").increment(outcome.goal_rows);
         metrics::counter!("pipeline_plugin_calls_total").increment(plan.plugin_calls as u64);
         metrics::counter!("pipeline_events_ignored_total").increment(plan.ignored_events as u64);
-        metrics::counter!("pipeline_evaluations_parked_total").increment(plan.failures.len() as u64);
+        metrics::counter!("pipeline_evaluations_parked_total").increment(plan.batch.parked.len() as u64);
         Ok(())
     }
 }
 
 fn storage_failure(err: challenge_storage::StorageError) -> FlushFailure {
-    if err.is_unavailable() {
+    if err.is_retryable() {
         FlushFailure::Transient(err.to_string())
     } else {
         FlushFailure::Permanent(err.to_string())
     }
+}
+
+async fn wait_for_stop(stopped: &mut watch::Receiver<bool>) {
+    // The guard returned by `wait_for` must not live across the drain that follows.
+    let _ = stopped.wait_for(|stop| *stop).await;
 }

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use challenge_core::config::{Catalog, EventSource, Goal, GoalKind, ProgressMode};
-use challenge_plugin_runtime::{GoalSpec, PluginProgressMode};
+use challenge_plugin_runtime::{GoalSpec, ProgressMode as PluginProgressMode};
 
 /// Which kind of event reaches a goal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

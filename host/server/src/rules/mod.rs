@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use challenge_core::config::{BUILTIN_PLUGIN, Catalog, PluginDirectory};
+use challenge_core::config::{self, BUILTIN_PLUGIN, Catalog, PluginDirectory};
 use challenge_plugin_runtime::{LoadedPlugin, PluginLimits, PluginRuntime, RuntimeOptions};
 
 pub use book::{GoalRule, RuleBook, Signal, SignalSource};
@@ -104,7 +104,7 @@ impl RuleEngine {
         if !problems.is_empty() {
             return Err(format!("{} problem(s):\n{}", problems.len(), problems.join("\n")));
         }
-        let catalog = catalog.with_extra_stat_codes(extra_stat_codes);
+        let catalog = catalog.with_extra_stat_codes(&extra_stat_codes).map_err(|err| config::report(&err))?;
         let book = RuleBook::new(&catalog);
         Ok((catalog, book))
     }
