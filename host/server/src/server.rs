@@ -145,6 +145,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     store.migrate().await.context("applying migrations")?;
 
     let rules = Arc::new(RuleEngine::with_builtin(Some(settings.data_dir.join("plugin-cache")))?);
+    rules.load_files(&settings.plugin_files)?;
     let source = challenge_source(&settings);
     let active = load_catalog_from(&rules, source).map_err(|report| anyhow::anyhow!("invalid challenges:\n{report}"))?;
     tracing::info!(

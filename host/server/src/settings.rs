@@ -31,6 +31,8 @@ pub struct Settings {
     pub challenges_path: Option<PathBuf>,
     /// Namespace written on rows and expected on incoming events.
     pub namespace: String,
+    /// Rule plugin components (`.wasm`) loaded and activated at start-up, besides the built-in rules.
+    pub plugin_files: Vec<PathBuf>,
     pub log: LogSettings,
     pub pipeline: PipelineSettings,
     pub auth: AuthSettings,
@@ -111,6 +113,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             challenges_path: None,
             namespace: "accelbyte".to_owned(),
+            plugin_files: Vec::new(),
             log: LogSettings::default(),
             pipeline: PipelineSettings::default(),
             auth: AuthSettings::default(),

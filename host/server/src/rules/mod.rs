@@ -46,6 +46,20 @@ impl RuleEngine {
         &self.runtime
     }
 
+    /// Loads plugin component files and activates each (the last file wins for a repeated plugin name).
+    pub fn load_files(&self, files: &[PathBuf]) -> anyhow::Result<()> {
+        for file in files {
+            let bytes = std::fs::read(file).with_context(|| format!("reading plugin {}", file.display()))?;
+            let plugin = self
+                .runtime
+                .load(&bytes, PluginLimits::default())
+                .with_context(|| format!("loading plugin {}", file.display()))?;
+            tracing::info!(plugin = plugin.name(), version = plugin.version(), file = %file.display(), "plugin loaded");
+            self.install(plugin, true);
+        }
+        Ok(())
+    }
+
     /// Registers a loaded version; with `activate`, evaluations that start afterwards use it.
     pub fn install(&self, plugin: Arc<LoadedPlugin>, activate: bool) {
         let name = plugin.info().name.clone();
