@@ -170,6 +170,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             engine: rules.clone(),
             settings: settings.pipeline.clone(),
             namespace: settings.namespace.clone(),
+            listeners: Vec::new(),
         },
         deduper(&settings, redis.clone()),
         stopped.clone(),

@@ -32,6 +32,12 @@ use crate::rules::RuleEngine;
 use crate::settings::PipelineSettings;
 use crate::state::ActiveConfig;
 
+/// Told after each committed flush which users' progress may have changed (cache invalidation).
+#[async_trait::async_trait]
+pub trait CommitListener: Send + Sync {
+    async fn progress_changed(&self, user_ids: &[String]);
+}
+
 /// What the flush workers need from the rest of the server.
 #[derive(Clone)]
 pub struct PipelineContext {
@@ -40,6 +46,7 @@ pub struct PipelineContext {
     pub engine: Arc<RuleEngine>,
     pub settings: PipelineSettings,
     pub namespace: String,
+    pub listeners: Vec<Arc<dyn CommitListener>>,
 }
 
 /// Why a call's events could not be committed.

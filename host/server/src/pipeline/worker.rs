@@ -120,6 +120,15 @@ impl Worker {
     }
 
     async fn try_flush(&self, batch: &[Submission]) -> Result<(), FlushFailure> {
+        let users = self.flush_once(batch).await?;
+        for listener in &self.context.listeners {
+            listener.progress_changed(&users).await;
+        }
+        Ok(())
+    }
+
+    /// One attempt: load state, evaluate, commit. Returns the users whose rows may have changed.
+    async fn flush_once(&self, batch: &[Submission]) -> Result<Vec<String>, FlushFailure> {
         let started = Instant::now();
         let events: Vec<_> = batch.iter().flat_map(|s| s.events.iter().cloned()).collect();
         let mut users: Vec<String> = events.iter().map(|e| e.user_id.clone()).collect();
@@ -128,6 +137,7 @@ impl Worker {
 
         let store = &self.context.store;
         let pipeline_state = store.load_pipeline_state(&users).await.map_err(storage_failure)?;
+        drop(users);
         let config = self.context.config.load_full();
         let engine = self.context.engine.clone();
         let event_count = events.len();
@@ -146,7 +156,7 @@ impl Worker {
         metrics::counter!("pipeline_plugin_calls_total").increment(plan.plugin_calls as u64);
         metrics::counter!("pipeline_events_ignored_total").increment(plan.ignored_events as u64);
         metrics::counter!("pipeline_evaluations_parked_total").increment(plan.batch.parked.len() as u64);
-        Ok(())
+        Ok(changed_users(&plan.batch))
     }
 }
 
@@ -161,4 +171,17 @@ fn storage_failure(err: challenge_storage::StorageError) -> FlushFailure {
 async fn wait_for_stop(stopped: &mut watch::Receiver<bool>) {
     // The guard returned by `wait_for` must not live across the drain that follows.
     let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Users whose stat or goal rows this flush wrote.
+fn changed_users(batch: &challenge_storage::FlushBatch) -> Vec<String> {
+    let mut users: Vec<String> = batch
+        .stats
+        .iter()
+        .map(|s| s.user_id.clone())
+        .chain(batch.goals.iter().map(|g| g.user_id.clone()))
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    users
 }
