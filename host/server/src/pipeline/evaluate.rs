@@ -324,3 +324,89 @@ fn goal_write(row: &GoalProgress, update: &GoalUpdate, now: DateTime<Utc>) -> Op
         updated_at: now,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use challenge_core::progress::GoalProgress;
+    use challenge_storage::PipelineState;
+
+    use super::*;
+
+    fn engine_and_book() -> (RuleEngine, RuleBook) {
+        let engine = RuleEngine::with_builtin(None).unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/challenges.json");
+        let catalog = challenge_core::config::load_file(path, &engine).unwrap();
+        let (_, book) = engine.prepare(catalog).unwrap();
+        (engine, book)
+    }
+
+    fn row(user: &str, goal: &str) -> GoalProgress {
+        let now = Utc::now();
+        GoalProgress {
+            user_id: user.into(),
+            goal_id: goal.into(),
+            challenge_id: "grind".into(),
+            namespace: "ns".into(),
+            progress: 0,
+            status: GoalStatus::NotStarted,
+            completed_at: None,
+            claimed_at: None,
+            is_active: true,
+            assigned_at: Some(now),
+            expires_at: None,
+            baseline_value: None,
+            plugin_state: None,
+            progress_source: ProgressSource::Stored,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn kills(user: &str, value: f64) -> Event {
+        Event {
+            id: format!("{user}-{value}"),
+            user_id: user.into(),
+            occurred_at: Utc::now(),
+            kind: EventKind::Stat { stat_code: "kills".into(), latest_value: value, inc: 1.0 },
+        }
+    }
+
+    #[test]
+    fn many_events_for_many_goals_cost_one_stat_row_and_only_state_changes() {
+        let (engine, book) = engine_and_book();
+        // Two goals listen to kills (absolute and relative); 100 events in one flush.
+        let state = PipelineState { goals: vec![row("u1", "kills-100"), row("u1", "kill-10")], stats: vec![] };
+        let events: Vec<Event> = (1..=100).map(|i| kills("u1", f64::from(i))).collect();
+        let plan = plan_flush(&events, &state, &book, &engine, Utc::now());
+        assert_eq!(plan.batch.stats.len(), 1, "one stat row for 100 events");
+        assert_eq!(plan.batch.stats[0].count_delta, 100);
+        assert_eq!(plan.batch.stats[0].value, Some(100.0));
+        // Each goal changed state once (first event / completion), so at most one write per goal.
+        assert_eq!(plan.batch.goals.len(), 2);
+        assert_eq!(plan.plugin_calls, 1, "one plugin call per user and plugin");
+
+        // A steady-state event that only moves a derived progress writes no goal row.
+        let mut started = row("u1", "kills-100");
+        started.status = GoalStatus::InProgress;
+        started.progress_source = ProgressSource::StatValue;
+        let state = PipelineState { goals: vec![started], stats: vec![] };
+        let plan = plan_flush(&[kills("u1", 50.0)], &state, &book, &engine, Utc::now());
+        assert_eq!((plan.batch.stats.len(), plan.batch.goals.len()), (1, 0));
+    }
+
+    #[test]
+    fn events_nobody_listens_to_write_nothing() {
+        let (engine, book) = engine_and_book();
+        let state = PipelineState { goals: vec![row("u1", "kills-100")], stats: vec![] };
+        let unknown_stat = Event {
+            kind: EventKind::Stat { stat_code: "fishing".into(), latest_value: 1.0, inc: 1.0 },
+            ..kills("u1", 1.0)
+        };
+        let no_goals = kills("u2", 5.0);
+        let plan = plan_flush(&[unknown_stat, no_goals], &state, &book, &engine, Utc::now());
+        assert!(plan.batch.is_empty());
+        assert_eq!(plan.ignored_events, 2);
+    }
+}
