@@ -23,8 +23,8 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::{
     ClaimOutcome, ClaimRefusal, ClaimRequest, FlushBatch, FlushOutcome, GoalFilter, GoalWrite, GrantStatus,
-    MAX_PLUGIN_STATE_BYTES, NewAssignment, NewRewardGrant, ParkedEvaluation, PipelineState, RewardGrant, RewardType,
-    SelectionOutcome, StatWrite, StoreOptions,
+    MAX_PLUGIN_STATE_BYTES, NewAssignment, NewRewardGrant, ParkedEvaluation, PipelineQuery, PipelineState, RewardGrant,
+    RewardType, SelectionOutcome, StatWrite, StoreOptions,
 };
 
 /// File name of the embedded database inside the data directory.
@@ -98,8 +98,23 @@ pub trait Store: Send + Sync + 'static {
 
     async fn grant(&self, id: i64) -> Result<Option<RewardGrant>>;
 
+    /// Takes up to `limit` due pending grants (`next_attempt_at <= now`, oldest first) for delivery by moving their
+    /// `next_attempt_at` to `lease_until`, atomically: while the lease runs no other caller (another worker or
+    /// instance) gets them. A deliverer that dies mid-way leaves its grants due again once the lease ends.
+    /// The returned grants carry `next_attempt_at = lease_until`, ordered by id.
+    async fn lease_due_grants(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RewardGrant>>;
+
+    /// Leases one grant like [`Store::lease_due_grants`] if it is pending and due; `None` when it is settled or
+    /// someone else holds its lease.
+    async fn lease_grant(&self, id: i64, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<RewardGrant>>;
+
     /// Active unclaimed goals and all stats of these users, in two queries.
-    async fn load_pipeline_state(&self, user_ids: &[String]) -> Result<PipelineState>;
+    async fn load_pipeline_state(&self, query: &PipelineQuery) -> Result<PipelineState>;
 
     /// Applies a flush in one transaction: upserts stats (values coalesce, counts add up) and updates goal rows
     /// that are still active and unclaimed. Every write is validated first; an invalid one fails the whole call

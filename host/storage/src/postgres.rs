@@ -18,7 +18,8 @@ use crate::logic::{
 };
 use crate::types::{
     ClaimOutcome, ClaimRefusal, ClaimRequest, FlushBatch, FlushOutcome, GoalFilter, GoalWrite, GrantStatus,
-    NewAssignment, ParkedEvaluation, PipelineState, RewardGrant, RewardType, SelectionOutcome, StatWrite, StoreOptions,
+    NewAssignment, ParkedEvaluation, PipelineQuery, PipelineState, RewardGrant, RewardType, SelectionOutcome,
+    StatWrite, StoreOptions,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -45,6 +46,9 @@ macro_rules! stat_columns {
         "user_id, stat_code, value, event_count, updated_at"
     };
 }
+
+/// Reward grant leases (kept apart from the rest of the store).
+mod outbox;
 
 /// The production store.
 #[derive(Debug, Clone)]
@@ -590,26 +594,42 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn load_pipeline_state(&self, user_ids: &[String]) -> Result<PipelineState> {
+    async fn lease_due_grants(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RewardGrant>> {
+        instrument("lease_due_grants", self.lease_due(now, lease_until, limit)).await
+    }
+
+    async fn lease_grant(&self, id: i64, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<RewardGrant>> {
+        instrument("lease_grant", self.lease_one(id, now, lease_until)).await
+    }
+
+    async fn load_pipeline_state(&self, query: &PipelineQuery) -> Result<PipelineState> {
         instrument("load_pipeline_state", async {
-            if user_ids.is_empty() {
+            if query.user_ids.is_empty() {
                 return Ok(PipelineState::default());
             }
             let goals = sqlx::query(concat!(
                 "SELECT ",
                 goal_columns!(),
-                " FROM user_goal_progress WHERE user_id = ANY($1) AND is_active AND status <> 'claimed' \
-                  ORDER BY user_id, goal_id"
+                " FROM user_goal_progress WHERE user_id = ANY($1) AND ($2::text[] IS NULL OR goal_id = ANY($2)) \
+                  AND is_active AND status <> 'claimed' ORDER BY user_id, goal_id"
             ))
-            .bind(user_ids)
+            .bind(&query.user_ids)
+            .bind(&query.goal_ids)
             .fetch_all(&self.pool)
             .await?;
             let stats = sqlx::query(concat!(
                 "SELECT ",
                 stat_columns!(),
-                " FROM user_stat_values WHERE user_id = ANY($1) ORDER BY user_id, stat_code"
+                " FROM user_stat_values WHERE user_id = ANY($1) AND ($2::text[] IS NULL OR stat_code = ANY($2)) \
+                  ORDER BY user_id, stat_code"
             ))
-            .bind(user_ids)
+            .bind(&query.user_ids)
+            .bind(&query.stat_codes)
             .fetch_all(&self.pool)
             .await?;
             Ok(PipelineState { goals: decode_all(&goals, goal_from_row)?, stats: decode_all(&stats, stat_from_row)? })

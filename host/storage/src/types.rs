@@ -239,6 +239,23 @@ fn invalid(user_id: &str, key: &str, what: &str) -> StorageError {
     StorageError::InvalidInput(format!("{what} (user '{user_id}', '{key}')"))
 }
 
+/// Which rows a flush needs: these users' active unclaimed goals and their stat values, optionally narrowed to
+/// the goals and stat codes the flush's events concern (the common case: a few of a player's many goals).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineQuery {
+    pub user_ids: Vec<String>,
+    /// `None`: every goal of the users.
+    pub goal_ids: Option<Vec<String>>,
+    /// `None`: every stat code of the users.
+    pub stat_codes: Option<Vec<String>>,
+}
+
+impl PipelineQuery {
+    pub fn for_users(user_ids: &[String]) -> Self {
+        Self { user_ids: user_ids.to_vec(), goal_ids: None, stat_codes: None }
+    }
+}
+
 /// A plugin evaluation that failed: its goals were not updated. `goal_ids` and `events` are JSON texts
 /// (the goal ids and the events as the plugin received them) so the evaluation can be replayed.
 #[derive(Debug, Clone, PartialEq)]

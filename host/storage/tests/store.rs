@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use challenge_core::progress::{GoalStatus, ProgressSource};
 use challenge_storage::{
-    ClaimOutcome, ClaimRefusal, FlushBatch, GoalFilter, GrantStatus, RewardType, StorageError, StoreOptions, open_store,
+    ClaimOutcome, ClaimRefusal, FlushBatch, GoalFilter, GrantStatus, PipelineQuery, RewardType, StorageError,
+    StoreOptions, open_store,
 };
 use common::*;
 
@@ -32,6 +33,7 @@ backend_tests! {
         flush_rejects_invalid_writes_before_writing,
         flush_of_5000_writes_in_one_call,
         flush_parks_failed_evaluations_in_the_same_transaction,
+        pipeline_state_narrows_to_goals_and_stat_codes,
     ],
     unmigrated: [fresh_database_reports_missing_migrations],
 }
@@ -472,8 +474,8 @@ async fn outbox_scheduling(db: &TestDb) {
 async fn pipeline_load_and_flush(db: &TestDb) {
     let store = &db.store;
     let users = ["u1".to_owned(), "u2".to_owned(), "nobody".to_owned()];
-    assert_eq!(store.load_pipeline_state(&[]).await.unwrap(), Default::default());
-    assert_eq!(store.load_pipeline_state(&users).await.unwrap(), Default::default());
+    assert_eq!(store.load_pipeline_state(&PipelineQuery::default()).await.unwrap(), Default::default());
+    assert_eq!(store.load_pipeline_state(&PipelineQuery::for_users(&users)).await.unwrap(), Default::default());
     assert_eq!(store.apply_flush(&FlushBatch::default()).await.unwrap(), Default::default());
 
     let mut kills = assignment("u1", "c1", "kills10");
@@ -513,7 +515,7 @@ async fn pipeline_load_and_flush(db: &TestDb) {
         FlushBatch { stats: vec![stat_write("u1", "kills", Some(7.25), 1, at(4))], goals: vec![], parked: vec![] };
     store.apply_flush(&third).await.unwrap();
 
-    let state = store.load_pipeline_state(&users).await.unwrap();
+    let state = store.load_pipeline_state(&PipelineQuery::for_users(&users)).await.unwrap();
     let stat = |user: &str, code: &str| {
         state.stats.iter().find(|s| s.user_id == user && s.stat_code == code).cloned().expect("stat row")
     };
@@ -583,7 +585,7 @@ async fn flush_skips_claimed_and_inactive_rows(db: &TestDb) {
     assert_eq!((off.progress, off.status), (0, GoalStatus::NotStarted));
     assert!(store.user_goal("u1", "missing").await.unwrap().is_none(), "flushes never create goal rows");
     assert_eq!(store.user_goal("u1", "on").await.unwrap().unwrap().progress, 5);
-    let state = store.load_pipeline_state(&["u1".to_owned()]).await.unwrap();
+    let state = store.load_pipeline_state(&PipelineQuery::for_users(&["u1".to_owned()])).await.unwrap();
     assert_eq!(state.goals.iter().map(|g| g.goal_id.as_str()).collect::<Vec<_>>(), ["on"]);
 }
 
@@ -642,7 +644,7 @@ async fn flush_of_5000_writes_in_one_call(db: &TestDb) {
     assert!(elapsed < Duration::from_secs(20), "flush of 10k writes took {elapsed:?}");
     eprintln!("{:?}: flush of 5000 stat + 5000 goal writes took {elapsed:?}", db.backend);
     let users: Vec<String> = (0..500).map(|i| format!("user{i}")).collect();
-    let state = store.load_pipeline_state(&users).await.unwrap();
+    let state = store.load_pipeline_state(&PipelineQuery::for_users(&users)).await.unwrap();
     assert_eq!((state.goals.len(), state.stats.len()), (5_000, 5_000));
     assert_eq!(state.goals.iter().map(|g| g.progress).sum::<i64>(), (0..5_000).sum::<i64>());
 }
@@ -734,4 +736,30 @@ async fn flush_parks_failed_evaluations_in_the_same_transaction(db: &TestDb) {
     };
     assert!(store.apply_flush(&bad).await.is_err());
     assert_eq!(store.parked_evaluations(10).await.unwrap().len(), 1);
+}
+
+async fn pipeline_state_narrows_to_goals_and_stat_codes(db: &TestDb) {
+    let store = &db.store;
+    let users = vec!["u1".to_owned(), "u2".to_owned()];
+    let rows: Vec<_> =
+        ["g1", "g2", "g3"].iter().flat_map(|goal| users.iter().map(move |user| assignment(user, "c1", goal))).collect();
+    store.insert_missing_assignments(&rows, at(0)).await.unwrap();
+    let stats = ["kills", "wins", "level"]
+        .iter()
+        .flat_map(|code| users.iter().map(move |user| stat_write(user, code, Some(1.0), 1, at(1))))
+        .collect();
+    store.apply_flush(&FlushBatch { stats, goals: vec![], parked: vec![] }).await.unwrap();
+
+    let query = PipelineQuery {
+        user_ids: vec!["u1".to_owned()],
+        goal_ids: Some(vec!["g1".to_owned(), "g3".to_owned()]),
+        stat_codes: Some(vec!["wins".to_owned()]),
+    };
+    let state = store.load_pipeline_state(&query).await.unwrap();
+    let goals: Vec<(&str, &str)> = state.goals.iter().map(|g| (g.user_id.as_str(), g.goal_id.as_str())).collect();
+    assert_eq!(goals, [("u1", "g1"), ("u1", "g3")]);
+    let codes: Vec<(&str, &str)> = state.stats.iter().map(|s| (s.user_id.as_str(), s.stat_code.as_str())).collect();
+    assert_eq!(codes, [("u1", "wins")]);
+    let everything = store.load_pipeline_state(&PipelineQuery::for_users(&users)).await.unwrap();
+    assert_eq!((everything.goals.len(), everything.stats.len()), (6, 6));
 }

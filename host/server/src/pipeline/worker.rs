@@ -131,14 +131,10 @@ impl Worker {
     async fn flush_once(&self, batch: &[Submission]) -> Result<Vec<String>, FlushFailure> {
         let started = Instant::now();
         let events: Vec<_> = batch.iter().flat_map(|s| s.events.iter().cloned()).collect();
-        let mut users: Vec<String> = events.iter().map(|e| e.user_id.clone()).collect();
-        users.sort_unstable();
-        users.dedup();
-
-        let store = &self.context.store;
-        let pipeline_state = store.load_pipeline_state(&users).await.map_err(storage_failure)?;
-        drop(users);
         let config = self.context.config.load_full();
+        let query = pipeline_query(&events, &config.rules);
+        let store = &self.context.store;
+        let pipeline_state = store.load_pipeline_state(&query).await.map_err(storage_failure)?;
         let engine = self.context.engine.clone();
         let event_count = events.len();
         let plan: FlushPlan = tokio::task::spawn_blocking(move || {
@@ -184,4 +180,39 @@ fn changed_users(batch: &challenge_storage::FlushBatch) -> Vec<String> {
     users.sort_unstable();
     users.dedup();
     users
+}
+
+/// The rows a flush needs: its users' goals that listen to the batch's stat codes, and those stat values.
+fn pipeline_query(events: &[super::Event], book: &crate::rules::RuleBook) -> challenge_storage::PipelineQuery {
+    use std::collections::BTreeSet;
+
+    use super::EventKind;
+    use crate::rules::SignalSource;
+
+    let mut users = BTreeSet::new();
+    let mut codes: BTreeSet<(SignalSource, &str)> = BTreeSet::new();
+    for event in events {
+        users.insert(event.user_id.clone());
+        match &event.kind {
+            EventKind::Login => codes.extend(book.login_stat_codes().iter().map(|c| (SignalSource::Login, c.as_str()))),
+            EventKind::Stat { stat_code, .. } => {
+                codes.insert((SignalSource::Statistic, stat_code.as_str()));
+            }
+        }
+    }
+    let goal_ids: BTreeSet<String> =
+        codes.iter().flat_map(|(source, code)| book.listeners(*source, code).iter().cloned()).collect();
+    // Plugins may also read the stats of the extra codes their goals listen to; stat rows are small, so the
+    // stat filter is the codes of the events plus every code of the concerned goals.
+    let mut stat_codes: BTreeSet<String> = codes.iter().map(|(_, code)| (*code).to_owned()).collect();
+    for goal_id in &goal_ids {
+        if let Some(rule) = book.rule(goal_id) {
+            stat_codes.extend(rule.stat_codes.iter().cloned());
+        }
+    }
+    challenge_storage::PipelineQuery {
+        user_ids: users.into_iter().collect(),
+        goal_ids: Some(goal_ids.into_iter().collect()),
+        stat_codes: Some(stat_codes.into_iter().collect()),
+    }
 }

@@ -7,7 +7,7 @@ use challenge_core::config::{Catalog, EventSource, Goal, GoalKind, ProgressMode}
 use challenge_plugin_runtime::{GoalSpec, ProgressMode as PluginProgressMode};
 
 /// Which kind of event reaches a goal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SignalSource {
     Login,
     Statistic,
@@ -51,6 +51,8 @@ pub struct RuleBook {
     rules: HashMap<String, GoalRule>,
     login_stat_codes: Vec<String>,
     statistic_codes: HashSet<String>,
+    /// Goal ids per (source, stat code): which goal rows an event can concern.
+    listeners: HashMap<(SignalSource, String), Vec<String>>,
 }
 
 impl RuleBook {
@@ -75,6 +77,9 @@ impl RuleBook {
                 }
                 SignalSource::Statistic => book.statistic_codes.extend(stat_codes.iter().cloned()),
             }
+            for code in &stat_codes {
+                book.listeners.entry((source, code.clone())).or_default().push(goal.id.clone());
+            }
             let rule = GoalRule {
                 goal_id: goal.id.clone(),
                 challenge_id: goal.challenge_id.clone(),
@@ -96,6 +101,11 @@ impl RuleBook {
     /// Stat codes a login event updates (one signal each).
     pub fn login_stat_codes(&self) -> &[String] {
         &self.login_stat_codes
+    }
+
+    /// Goals that events of this source and stat code can concern.
+    pub fn listeners(&self, source: SignalSource, stat_code: &str) -> &[String] {
+        self.listeners.get(&(source, stat_code.to_owned())).map_or(&[], Vec::as_slice)
     }
 
     /// Whether any statistic goal listens to this stat code; other stat events are ignored.
