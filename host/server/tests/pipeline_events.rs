@@ -422,3 +422,31 @@ async fn graceful_shutdown_commits_every_acknowledged_event() {
     assert!(acked > 0);
     assert_eq!(event_count(&state, user, "kills").await, acked, "acknowledged == stored");
 }
+
+#[tokio::test]
+async fn a_redelivery_to_another_instance_is_deduplicated_through_redis() {
+    let redis_url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let first = TestServer::start(TestOptions { redis_url: Some(redis_url.clone()), ..TestOptions::default() }).await;
+    let shared_db = first.database_url.clone();
+    let second =
+        TestServer::start(TestOptions { redis_url: Some(redis_url), database: shared_db, ..TestOptions::default() })
+            .await;
+    let user = format!("player-{}", uuid::Uuid::new_v4().simple());
+    assign(first.state(), &user, &["login-3-times"]).await;
+    // Ids are unique per run: the Redis window outlives the test.
+    let id = format!("evt-{}", uuid::Uuid::new_v4().simple());
+
+    clients(&first).await.login.on_message(login(&id, &user, Utc::now())).await.unwrap();
+    clients(&second).await.login.on_message(login(&id, &user, Utc::now())).await.unwrap();
+    let events = vec![batch::Event {
+        id: id.clone(),
+        user_id: user.clone(),
+        namespace: NAMESPACE.into(),
+        timestamp: String::new(),
+        kind: Some(batch::event::Kind::Login(batch::LoginEvent {})),
+    }];
+    let response =
+        clients(&second).await.batch.submit_events(batch::SubmitEventsRequest { events }).await.unwrap().into_inner();
+    assert_eq!((response.accepted, response.duplicates), (0, 1));
+    assert_eq!(shown(first.state(), &user).await["login-3-times"].0, 1, "counted once across instances");
+}
