@@ -450,3 +450,30 @@ async fn a_redelivery_to_another_instance_is_deduplicated_through_redis() {
     assert_eq!((response.accepted, response.duplicates), (0, 1));
     assert_eq!(shown(first.state(), &user).await["login-3-times"].0, 1, "counted once across instances");
 }
+
+#[tokio::test]
+async fn pipeline_and_plugin_metrics_are_exported() {
+    let server = TestServer::start(TestOptions::default()).await;
+    let user = "player-metrics";
+    assign(server.state(), user, &["kills-100"]).await;
+    let mut c = clients(&server).await;
+    c.stat.on_message(stat("m1", user, "kills", 5.0, 5.0)).await.unwrap();
+    let _ = c.stat.on_message(stat("m2", "", "kills", 5.0, 5.0)).await;
+
+    let text = reqwest::get(format!("{}/metrics", server.http)).await.unwrap().text().await.unwrap();
+    for metric in [
+        "events_received_total",
+        "events_accepted_total",
+        "events_rejected_total",
+        "events_deduplicated_total",
+        "pipeline_batch_events",
+        "pipeline_flush_seconds",
+        "pipeline_rows_written_total",
+        "plugin_calls_total",
+        "plugin_eval_seconds",
+        "storage_query_seconds",
+    ] {
+        assert!(text.contains(metric), "/metrics lacks {metric}");
+    }
+    assert!(text.contains(r#"events_rejected_total{code="MISSING_USER_ID"}"#));
+}
