@@ -9,6 +9,9 @@
 mod error;
 mod logic;
 mod postgres;
+mod registry;
+mod registry_postgres;
+mod registry_sqlite;
 mod sqlite;
 mod types;
 
@@ -20,6 +23,10 @@ use chrono::{DateTime, Utc};
 
 pub use error::{Result, StorageError};
 pub use postgres::PostgresStore;
+pub use registry::{
+    ActivationOutcome, DeleteOutcome, InsertOutcome, NewPluginVersion, PluginActivation, PluginRegistry, PluginStatus,
+    PluginVersion, RollbackOutcome,
+};
 pub use sqlite::SqliteStore;
 pub use types::{
     ClaimOutcome, ClaimRefusal, ClaimRequest, FlushBatch, FlushOutcome, GoalFilter, GoalWrite, GrantStatus,
@@ -123,6 +130,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Parked (failed) plugin evaluations not yet replayed, oldest first.
     async fn parked_evaluations(&self, limit: u32) -> Result<Vec<ParkedEvaluation>>;
+
+    /// The rule plugin registry (versions, activations), in the same database.
+    fn registry(&self) -> &dyn PluginRegistry;
 }
 
 /// Opens PostgreSQL for a `postgres://` / `postgresql://` URL, otherwise the SQLite file

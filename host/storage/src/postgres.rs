@@ -336,6 +336,10 @@ macro_rules! in_transaction {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn registry(&self) -> &dyn crate::PluginRegistry {
+        self
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

@@ -439,6 +439,10 @@ macro_rules! in_write_transaction {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn registry(&self) -> &dyn crate::PluginRegistry {
+        self
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }
