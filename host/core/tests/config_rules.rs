@@ -439,3 +439,13 @@ fn unknown_keys_are_ignored() {
     let text = single(set(set(goal("g"), "challengeId", json!("other")), "flavour", json!({"deep": [1, 2]})));
     assert_eq!(load_ok(&text).goal("g").unwrap().challenge_id, "c");
 }
+
+#[test]
+fn impossible_schedules_are_rejected() {
+    // Parses as cron, but February 30th never comes.
+    let never = rotating_goal(rotation(json!({"schedule": "custom", "cron": "0 0 0 30 2 *"})));
+    one_problem(&never, &format!("{G}: rotation"), &["never"]);
+    // Periods years apart: only on 29 February falling on a Monday.
+    let rare = rotating_goal(rotation(json!({"schedule": "custom", "cron": "0 0 0 29 2 Mon"})));
+    one_problem(&rare, &format!("{G}: rotation"), &[]);
+}

@@ -136,7 +136,15 @@ impl Validator<'_> {
                 on_expiry: on_expiry?,
             })
         };
-        build().map_or(RotationDecl::Invalid, RotationDecl::Enabled)
+        let Some(rotation) = build() else {
+            return RotationDecl::Invalid;
+        };
+        // Well-formed but impossible (a cron that never fires, periods years apart) is still invalid.
+        if let Err(reason) = crate::rotation::check(&rotation) {
+            self.report(scope, "rotation", &reason);
+            return RotationDecl::Invalid;
+        }
+        RotationDecl::Enabled(rotation)
     }
 
     /// `schedule` (+ `cron`) of a global rotation. `None` when a problem was reported.
