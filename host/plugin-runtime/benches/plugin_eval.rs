@@ -180,7 +180,9 @@ fn main() {
             group.bench_with_input(BenchmarkId::new("plugin", &id), &req, |b, r| {
                 b.iter(|| plugin.evaluate(black_box(r)).expect("plugin evaluates"))
             });
-            group.bench_with_input(BenchmarkId::new("native", &id), &req, |b, r| b.iter(|| native_evaluate(black_box(r))));
+            group.bench_with_input(BenchmarkId::new("native", &id), &req, |b, r| {
+                b.iter(|| native_evaluate(black_box(r)))
+            });
         }
     }
     group.finish();
