@@ -22,7 +22,8 @@ pub struct RuntimeOptions {
     /// Instance slots in the pooling allocator, shared by all plugins; each plugin uses up to its
     /// [`PluginLimits::max_instances`]. Slots are address space reservations, committed only as used.
     pub max_total_instances: u32,
-    /// Hard ceiling on any plugin's [`PluginLimits::max_memory_bytes`] (the pool's per-memory size).
+    /// Hard ceiling on any plugin's [`PluginLimits::max_memory_bytes`] (the pool's per-memory size). With the
+    /// defaults, every slot grown to this ceiling would still fit in RAM (128 x 128 MiB = 16 GiB).
     pub max_memory_bytes_per_instance: usize,
     /// Hard ceiling on any plugin's [`PluginLimits::max_table_elements`].
     pub max_table_elements_per_instance: usize,
@@ -33,7 +34,7 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             cache_dir: None,
             max_total_instances: 128,
-            max_memory_bytes_per_instance: 256 << 20,
+            max_memory_bytes_per_instance: 128 << 20,
             max_table_elements_per_instance: 100_000,
         }
     }
