@@ -5,12 +5,15 @@
 //! Player reads and claims go [`http`]/[`grpc`] → [`player`] → storage.
 
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod pipeline;
+pub mod player;
 pub mod redis;
+pub mod rewards;
 pub mod rules;
 pub mod server;
 pub mod settings;

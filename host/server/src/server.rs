@@ -18,7 +18,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::auth::Authenticator;
-use crate::pipeline::{Deduper, LocalDeduper, Pipeline, PipelineContext, RedisDeduper};
+use crate::pipeline::{CommitListener, Deduper, LocalDeduper, Pipeline, PipelineContext, RedisDeduper};
+use crate::player::{PlayerApi, SnapshotCache};
+use crate::rewards::{self, RewardDelivery};
 use crate::rules::RuleEngine;
 use crate::settings::Settings;
 use crate::state::{ActiveConfig, AppState};
@@ -163,6 +165,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let mut tasks = JoinSet::new();
 
     let config = Arc::new(ArcSwap::from_pointee(active));
+    // The player cache hears about every committed flush, so reads never show progress older than the commit.
+    let cache = Arc::new(SnapshotCache::new(&settings.cache, redis.clone()));
+    let listeners: Vec<Arc<dyn CommitListener>> = vec![cache.clone()];
     let pipeline = Pipeline::start(
         PipelineContext {
             store: store.clone(),
@@ -170,13 +175,23 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             engine: rules.clone(),
             settings: settings.pipeline.clone(),
             namespace: settings.namespace.clone(),
-            listeners: Vec::new(),
+            listeners,
         },
         deduper(&settings, redis.clone()),
         stopped.clone(),
         &mut tasks,
     );
-    let state = AppState { settings: settings.clone(), store, config, rules, pipeline, auth, redis, metrics, started_at };
+    let reward_client = rewards::client_from_settings(&settings.rewards, settings.is_embedded())?;
+    let delivery = RewardDelivery::new(store.clone(), reward_client, settings.rewards.clone());
+    let worker = delivery.clone().worker(stopped.clone());
+    tasks.spawn(async move {
+        worker.await;
+        Ok(())
+    });
+    let player =
+        Arc::new(PlayerApi::new(store.clone(), config.clone(), settings.namespace.clone(), cache, delivery));
+    let state =
+        AppState { settings: settings.clone(), store, config, rules, pipeline, player, auth, redis, metrics, started_at };
 
     let http_listener = TcpListener::bind(settings.http.listen)
         .await

@@ -36,6 +36,8 @@ pub struct Settings {
     pub log: LogSettings,
     pub pipeline: PipelineSettings,
     pub auth: AuthSettings,
+    pub cache: CacheSettings,
+    pub rewards: RewardSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -101,6 +103,78 @@ pub struct PipelineSettings {
     pub dedupe_window_secs: u64,
 }
 
+/// The per-player read cache (see `crate::cache`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Off: every player read goes to the database.
+    pub enabled: bool,
+    /// Players whose goal state is kept in memory at most.
+    pub max_users: u64,
+    /// Longest time an entry is served; bounds staleness if an invalidation is lost (Redis outage).
+    pub ttl_secs: u64,
+    /// Prefix of the per-player generation keys in Redis.
+    pub key_prefix: String,
+    /// After a Redis error, how long the cache is bypassed before Redis is tried again.
+    pub redis_retry_ms: u64,
+}
+
+/// Delivery of claimed rewards (see `crate::rewards`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RewardSettings {
+    /// Base URL of the platform service granting items and wallet credits (`https://<host>`). Unset: rewards
+    /// are only logged (development).
+    pub base_url: Option<String>,
+    /// Bearer token sent to the platform service.
+    pub token: Option<String>,
+    /// Timeout of one delivery request.
+    pub timeout_ms: u64,
+    /// How long a claim waits for the first delivery attempt before answering `pending` (the outbox worker
+    /// leaves a grant to its claim for this long).
+    pub claim_wait_ms: u64,
+    /// First retry delay after a failed delivery; doubles per attempt up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// How often the outbox worker looks for due grants.
+    pub poll_interval_ms: u64,
+    /// How long a worker holds a grant it is delivering before another worker may take it over.
+    pub lease_secs: u64,
+    /// Grants taken per poll.
+    pub batch_size: u32,
+    /// Deliveries in flight per worker.
+    pub concurrency: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_users: 200_000,
+            ttl_secs: 300,
+            key_prefix: "challenge:".to_owned(),
+            redis_retry_ms: 1_000,
+        }
+    }
+}
+
+impl Default for RewardSettings {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            token: None,
+            timeout_ms: 5_000,
+            claim_wait_ms: 1_500,
+            retry_initial_ms: 1_000,
+            retry_max_ms: 300_000,
+            poll_interval_ms: 1_000,
+            lease_secs: 60,
+            batch_size: 50,
+            concurrency: 8,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -117,6 +191,8 @@ impl Default for Settings {
             log: LogSettings::default(),
             pipeline: PipelineSettings::default(),
             auth: AuthSettings::default(),
+            cache: CacheSettings::default(),
+            rewards: RewardSettings::default(),
         }
     }
 }
@@ -219,6 +295,24 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             return Err(SettingsError("database.max_connections must be positive".into()));
+        }
+        let r = &self.rewards;
+        if let Some(url) = &r.base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(SettingsError(format!("rewards.base_url must be an http(s):// URL (got '{url}')")));
+        }
+        if r.timeout_ms == 0 || r.poll_interval_ms == 0 || r.retry_initial_ms == 0 || r.batch_size == 0 || r.concurrency == 0
+        {
+            return Err(SettingsError(
+                "rewards.timeout_ms, poll_interval_ms, retry_initial_ms, batch_size and concurrency must be positive".into(),
+            ));
+        }
+        if r.lease_secs * 1_000 <= r.timeout_ms {
+            return Err(SettingsError("rewards.lease_secs must be longer than rewards.timeout_ms".into()));
+        }
+        if self.cache.max_users == 0 || self.cache.ttl_secs == 0 {
+            return Err(SettingsError("cache.max_users and cache.ttl_secs must be positive".into()));
         }
         if self.namespace.trim().is_empty() {
             return Err(SettingsError("namespace must not be empty".into()));

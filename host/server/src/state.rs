@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::Authenticator;
 use crate::pipeline::Pipeline;
+use crate::player::PlayerApi;
 use crate::rules::{RuleBook, RuleEngine};
 use crate::settings::Settings;
 
@@ -26,6 +27,8 @@ pub struct AppState {
     pub config: Arc<ArcSwap<ActiveConfig>>,
     pub rules: Arc<RuleEngine>,
     pub pipeline: Arc<Pipeline>,
+    /// The player API operations (with their cache and reward delivery).
+    pub player: Arc<PlayerApi>,
     pub auth: Arc<Authenticator>,
     pub redis: Option<fred::prelude::Client>,
     pub metrics: PrometheusHandle,

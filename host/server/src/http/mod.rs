@@ -3,11 +3,12 @@
 mod events;
 mod health;
 pub mod json;
+pub mod player;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
@@ -22,6 +23,15 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/v1/events", post(events::submit))
+        .route("/openapi.json", get(player::openapi))
+        .route("/v1/challenges", get(player::list_challenges))
+        .route("/v1/challenges/initialize", post(player::initialize))
+        .route("/v1/challenges/{challengeId}", get(player::get_challenge))
+        .route("/v1/challenges/{challengeId}/rotation", get(player::rotation))
+        .route("/v1/challenges/{challengeId}/goals/batch-select", post(player::batch_select))
+        .route("/v1/challenges/{challengeId}/goals/random-select", post(player::random_select))
+        .route("/v1/challenges/{challengeId}/goals/{goalId}/active", put(player::set_goal_active))
+        .route("/v1/challenges/{challengeId}/goals/{goalId}/claim", post(player::claim))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TraceLayer::new_for_http())

@@ -1,0 +1,508 @@
+//! The player API operations, shared by the REST ([`crate::http`]) and gRPC ([`crate::grpc`]) transports.
+//!
+//! A player only ever reads or changes their own rows: every operation takes the authenticated [`Player`], whose
+//! user id comes from the token, never from the request.
+//!
+//! Reads go through the per-player [`GenerationCache`] (see [`crate::cache`]); every write here invalidates the
+//! player's entry after it commits, and the event pipeline does the same after each flush (the cache is one of its
+//! commit listeners). Responses are spliced from the per-configuration [`view::CatalogView`], so the names,
+//! descriptions, requirements and rewards of the catalog are serialized once per configuration version.
+
+pub mod period;
+pub mod render;
+pub mod snapshot;
+pub mod view;
+
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use challenge_core::config::{self, Challenge, Goal};
+use challenge_core::progress::ProgressSource;
+use challenge_proto::challenge::v1 as proto;
+use challenge_storage::{
+    ClaimOutcome, ClaimRefusal, ClaimRequest, GoalFilter, NewAssignment, NewRewardGrant, RewardType, Store,
+};
+use chrono::{DateTime, SubsecRound, Utc};
+use rand::seq::index::sample;
+
+use crate::auth::Player;
+use crate::cache::GenerationCache;
+use crate::error::{ApiError, ErrorKind};
+use crate::rewards::RewardDelivery;
+use crate::state::ActiveConfig;
+
+pub use render::Listing;
+use render::{GoalState, assigned_goal, timestamp};
+use snapshot::{RowState, UserSnapshot};
+use view::{CatalogView, GoalIndex};
+
+/// The per-player cache of goal state.
+pub type SnapshotCache = GenerationCache<Arc<UserSnapshot>>;
+
+/// Stable error codes of the player API (the HTTP status and gRPC code come from the error kind).
+pub mod codes {
+    pub const INVALID_REQUEST: &str = "INVALID_REQUEST";
+    pub const CHALLENGE_NOT_FOUND: &str = "CHALLENGE_NOT_FOUND";
+    pub const GOAL_NOT_FOUND: &str = "GOAL_NOT_FOUND";
+    pub const GOAL_NOT_IN_CHALLENGE: &str = "GOAL_NOT_IN_CHALLENGE";
+    pub const INSUFFICIENT_GOALS: &str = "INSUFFICIENT_GOALS";
+    pub const ALREADY_CLAIMED: &str = "ALREADY_CLAIMED";
+    pub const GOAL_NOT_COMPLETED: &str = "GOAL_NOT_COMPLETED";
+    pub const PREREQUISITES_NOT_MET: &str = "PREREQUISITES_NOT_MET";
+    pub const GOAL_INACTIVE: &str = "GOAL_INACTIVE";
+    pub const GOAL_EXPIRED: &str = "GOAL_EXPIRED";
+    pub const COMPLETION_EXPIRED: &str = "COMPLETION_EXPIRED";
+}
+
+/// Longest user id the database accepts.
+const MAX_USER_ID_LEN: usize = 256;
+
+pub struct PlayerApi {
+    store: Arc<dyn Store>,
+    config: Arc<ArcSwap<ActiveConfig>>,
+    namespace: String,
+    cache: Arc<SnapshotCache>,
+    rewards: Arc<RewardDelivery>,
+    views: ArcSwapOption<CatalogView>,
+}
+
+/// The configuration one request works with, and its pre-rendered view (same version).
+struct Current {
+    config: Arc<ActiveConfig>,
+    view: Arc<CatalogView>,
+}
+
+impl Current {
+    fn catalog(&self) -> &config::Catalog {
+        &self.config.catalog
+    }
+
+    fn challenge(&self, challenge_id: &str) -> Result<(&Challenge, usize), ApiError> {
+        match (self.catalog().challenge(challenge_id), self.view.challenge_index(challenge_id)) {
+            (Some(challenge), Some(at)) => Ok((challenge, at)),
+            _ => Err(ApiError::not_found(codes::CHALLENGE_NOT_FOUND, format!("challenge '{challenge_id}' not found"))),
+        }
+    }
+
+    /// A goal addressed as `/challenges/{challenge_id}/goals/{goal_id}`.
+    fn goal_in(&self, challenge_id: &str, goal_id: &str) -> Result<(&Goal, GoalIndex), ApiError> {
+        self.challenge(challenge_id)?;
+        let goal = self.goal(goal_id)?;
+        if goal.0.challenge_id != challenge_id {
+            return Err(ApiError::not_found(
+                codes::GOAL_NOT_FOUND,
+                format!("goal '{goal_id}' not found in challenge '{challenge_id}'"),
+            ));
+        }
+        Ok(goal)
+    }
+
+    fn goal(&self, goal_id: &str) -> Result<(&Goal, GoalIndex), ApiError> {
+        match (self.catalog().goal(goal_id), self.view.goal_index(goal_id)) {
+            (Some(goal), Some(index)) => Ok((goal, index)),
+            _ => Err(ApiError::not_found(codes::GOAL_NOT_FOUND, format!("goal '{goal_id}' not found"))),
+        }
+    }
+
+    fn goal_at(&self, index: GoalIndex) -> Option<&Goal> {
+        self.catalog().goal(&self.view.goal(index).id)
+    }
+}
+
+/// A player's challenge listing, ready to render in either wire form.
+pub struct ChallengeList {
+    view: Arc<CatalogView>,
+    snapshot: Arc<UserSnapshot>,
+    listing: Listing,
+    now: DateTime<Utc>,
+}
+
+impl ChallengeList {
+    pub fn json(&self) -> Vec<u8> {
+        render::challenges_json(&self.view, &self.snapshot, self.listing, self.now)
+    }
+
+    pub fn proto(&self) -> proto::GetChallengesResponse {
+        render::challenges_proto(&self.view, &self.snapshot, self.listing, self.now)
+    }
+}
+
+/// One challenge of a player, ready to render in either wire form.
+pub struct OneChallenge {
+    view: Arc<CatalogView>,
+    challenge: usize,
+    snapshot: Arc<UserSnapshot>,
+    now: DateTime<Utc>,
+}
+
+impl OneChallenge {
+    pub fn json(&self) -> Vec<u8> {
+        render::challenge_json(&self.view, &self.view.challenges()[self.challenge], &self.snapshot, self.now)
+    }
+
+    pub fn proto(&self) -> proto::Challenge {
+        render::challenge_proto(&self.view, &self.view.challenges()[self.challenge], &self.snapshot, self.now)
+    }
+}
+
+/// Timestamps with the millisecond precision both databases keep, so a response and a later read agree.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
+fn user_id(player: &Player) -> Result<&str, ApiError> {
+    if player.user_id.len() > MAX_USER_ID_LEN {
+        return Err(ApiError::unauthenticated(format!("the token's subject is longer than {MAX_USER_ID_LEN} bytes")));
+    }
+    Ok(&player.user_id)
+}
+
+impl PlayerApi {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: Arc<ArcSwap<ActiveConfig>>,
+        namespace: String,
+        cache: Arc<SnapshotCache>,
+        rewards: Arc<RewardDelivery>,
+    ) -> Self {
+        let api = Self { store, config, namespace, cache, rewards, views: ArcSwapOption::empty() };
+        api.current();
+        api
+    }
+
+    pub fn cache(&self) -> &Arc<SnapshotCache> {
+        &self.cache
+    }
+
+    pub fn rewards(&self) -> &Arc<RewardDelivery> {
+        &self.rewards
+    }
+
+    fn current(&self) -> Current {
+        let config = self.config.load_full();
+        let view = match self.views.load_full() {
+            Some(view) if view.version() == config.catalog.version() => view,
+            _ => {
+                let view = Arc::new(CatalogView::build(&config.catalog));
+                self.views.store(Some(view.clone()));
+                view
+            }
+        };
+        Current { config, view }
+    }
+
+    /// The player's goal state: from the cache when current, else from the database (and then cached).
+    async fn snapshot(&self, user_id: &str, current: &Current) -> Result<Arc<UserSnapshot>, ApiError> {
+        let lookup = self.cache.begin(user_id).await;
+        if let Some(snapshot) = self.cache.get(&lookup)
+            && snapshot.version() == current.view.version()
+        {
+            return Ok(snapshot);
+        }
+        let every_goal = GoalFilter::default();
+        let (rows, stats) =
+            tokio::try_join!(self.store.user_goals(user_id, &every_goal), self.store.user_stats(user_id))?;
+        let snapshot = Arc::new(UserSnapshot::new(&current.view, &rows, &stats));
+        self.cache.put(&lookup, snapshot.clone());
+        Ok(snapshot)
+    }
+
+    async fn changed(&self, user_id: &str) {
+        self.cache.invalidate(&[user_id.to_owned()]).await;
+    }
+
+    fn assignment(&self, user_id: &str, goal: &Goal, now: DateTime<Utc>) -> NewAssignment {
+        NewAssignment {
+            user_id: user_id.to_owned(),
+            goal_id: goal.id.clone(),
+            challenge_id: goal.challenge_id.clone(),
+            namespace: self.namespace.clone(),
+            is_active: true,
+            assigned_at: Some(now),
+            expires_at: period::assignment_expiry(goal, now),
+            progress_source: ProgressSource::Stored,
+        }
+    }
+
+    /// Every challenge with its goals (`ActiveOnly`: only the player's active goals).
+    pub async fn challenges(&self, player: &Player, listing: Listing) -> Result<ChallengeList, ApiError> {
+        let user_id = user_id(player)?;
+        let current = self.current();
+        let snapshot = self.snapshot(user_id, &current).await?;
+        Ok(ChallengeList { view: current.view, snapshot, listing, now: now() })
+    }
+
+    pub async fn challenge(&self, player: &Player, challenge_id: &str) -> Result<OneChallenge, ApiError> {
+        let user_id = user_id(player)?;
+        let current = self.current();
+        let (_, challenge) = current.challenge(challenge_id)?;
+        let snapshot = self.snapshot(user_id, &current).await?;
+        Ok(OneChallenge { view: current.view, challenge, snapshot, now: now() })
+    }
+
+    /// Assigns every default goal the player has no row for (goals added to the configuration later included;
+    /// goals the player deactivated stay deactivated) and lists the player's active goals.
+    pub async fn initialize(&self, player: &Player) -> Result<proto::InitializeResponse, ApiError> {
+        let user_id = user_id(player)?;
+        let current = self.current();
+        let now = now();
+        let mut snapshot = self.snapshot(user_id, &current).await?;
+        let missing: Vec<(GoalIndex, &Goal)> = current
+            .catalog()
+            .default_goals()
+            .filter_map(|goal| current.view.goal_index(&goal.id).map(|index| (index, goal)))
+            .filter(|(index, _)| snapshot.row(*index).is_none())
+            .collect();
+        let mut new_assignments = 0;
+        if !missing.is_empty() {
+            let assignments: Vec<NewAssignment> =
+                missing.iter().map(|(_, goal)| self.assignment(user_id, goal, now)).collect();
+            let inserted = self.store.insert_missing_assignments(&assignments, now).await?;
+            self.changed(user_id).await;
+            new_assignments = inserted;
+            snapshot = if inserted as usize == assignments.len() {
+                // Every row is ours, exactly as written: no need to read them back.
+                let added = missing
+                    .iter()
+                    .zip(&assignments)
+                    .map(|((index, _), assignment)| (*index, RowState::assigned(now, assignment.expires_at)));
+                Arc::new(snapshot.with_rows(added))
+            } else {
+                // A concurrent call assigned some of them first.
+                self.snapshot(user_id, &current).await?
+            };
+        }
+        let assigned_goals: Vec<proto::AssignedGoal> = snapshot
+            .rows()
+            .filter(|(_, row)| row.is_active)
+            .map(|(index, _)| {
+                let goal = current.view.goal(index);
+                assigned_goal(goal, &GoalState::of(goal, &snapshot, index, now))
+            })
+            .collect();
+        Ok(proto::InitializeResponse {
+            total_active: assigned_goals.len() as i32,
+            assigned_goals,
+            new_assignments: new_assignments as i32,
+        })
+    }
+
+    /// Activates or deactivates one goal, creating the assignment if missing. Progress is kept either way.
+    pub async fn set_goal_active(
+        &self,
+        player: &Player,
+        challenge_id: &str,
+        goal_id: &str,
+        active: bool,
+    ) -> Result<proto::SetGoalActiveResponse, ApiError> {
+        let user_id = user_id(player)?;
+        let current = self.current();
+        let (goal, _) = current.goal_in(challenge_id, goal_id)?;
+        let now = now();
+        let row = self.store.set_goal_active(&self.assignment(user_id, goal, now), active, now).await?;
+        self.changed(user_id).await;
+        let message = if row.is_active { "Goal activated successfully" } else { "Goal deactivated successfully" };
+        Ok(proto::SetGoalActiveResponse {
+            challenge_id: challenge_id.to_owned(),
+            goal_id: goal_id.to_owned(),
+            is_active: row.is_active,
+            assigned_at: timestamp(row.assigned_at),
+            message: message.to_owned(),
+        })
+    }
+
+    /// Activates the given goals of a challenge, all or nothing (repeated ids count once).
+    pub async fn batch_select(
+        &self,
+        player: &Player,
+        challenge_id: &str,
+        goal_ids: &[String],
+        replace_existing: bool,
+    ) -> Result<proto::GoalSelectionResponse, ApiError> {
+        let user_id = user_id(player)?;
+        let current = self.current();
+        current.challenge(challenge_id)?;
+        if goal_ids.is_empty() {
+            return Err(ApiError::invalid(codes::INVALID_REQUEST, "goalIds must name at least one goal"));
+        }
+        let mut picked: Vec<GoalIndex> = Vec::with_capacity(goal_ids.len());
+        for goal_id in goal_ids {
+            let (goal, index) = current.goal(goal_id)?;
+            if goal.challenge_id != challenge_id {
+                return Err(ApiError::invalid(
+                    codes::GOAL_NOT_IN_CHALLENGE,
+                    format!("goal '{goal_id}' belongs to challenge '{}', not '{challenge_id}'", goal.challenge_id),
+                ));
+            }
+            if !picked.contains(&index) {
+                picked.push(index);
+            }
+        }
+        self.select(user_id, &current, challenge_id, picked, replace_existing).await
+    }
+
+    /// Activates `count` goals of a challenge picked at random among those the player can still work on: not
+    /// completed or claimed, not locked by prerequisites, and (with `exclude_active`) not already active.
+    pub async fn random_select(
+        &self,
+        player: &Player,
+        challenge_id: &str,
+        count: i32,
+        replace_existing: bool,
+        exclude_active: bool,
+    ) -> Result<proto::GoalSelectionResponse, ApiError> {
+        let user_id = user_id(player)?;
+        let current = self.current();
+        let (_, challenge) = current.challenge(challenge_id)?;
+        if count <= 0 {
+            return Err(ApiError::invalid(codes::INVALID_REQUEST, format!("count must be positive (got {count})")));
+        }
+        let snapshot = self.snapshot(user_id, &current).await?;
+        let now = now();
+        let candidates: Vec<GoalIndex> = current.view.challenges()[challenge]
+            .goals
+            .clone()
+            .filter(|index| {
+                let state = GoalState::of(current.view.goal(*index), &snapshot, *index, now);
+                !state.is_done() && !state.locked && !(exclude_active && state.is_active)
+            })
+            .collect();
+        let requested = count as usize;
+        if candidates.len() < requested {
+            return Err(ApiError::new(
+                ErrorKind::Unprocessable,
+                codes::INSUFFICIENT_GOALS,
+                format!(
+                    "not enough goals available for selection in challenge '{challenge_id}' (available: {}, requested: {requested})",
+                    candidates.len()
+                ),
+            ));
+        }
+        let mut picked: Vec<GoalIndex> =
+            sample(&mut rand::rng(), candidates.len(), requested).into_iter().map(|at| candidates[at]).collect();
+        picked.sort_unstable();
+        self.select(user_id, &current, challenge_id, picked, replace_existing).await
+    }
+
+    async fn select(
+        &self,
+        user_id: &str,
+        current: &Current,
+        challenge_id: &str,
+        picked: Vec<GoalIndex>,
+        replace_existing: bool,
+    ) -> Result<proto::GoalSelectionResponse, ApiError> {
+        let now = now();
+        let assignments: Vec<NewAssignment> = picked
+            .iter()
+            .filter_map(|index| current.goal_at(*index))
+            .map(|goal| self.assignment(user_id, goal, now))
+            .collect();
+        let outcome = self.store.select_goals(user_id, challenge_id, &assignments, replace_existing, now).await?;
+        self.changed(user_id).await;
+        let snapshot = self.snapshot(user_id, current).await?;
+        let selected_goals = picked
+            .iter()
+            .map(|index| {
+                let goal = current.view.goal(*index);
+                assigned_goal(goal, &GoalState::of(goal, &snapshot, *index, now))
+            })
+            .collect();
+        Ok(proto::GoalSelectionResponse {
+            challenge_id: challenge_id.to_owned(),
+            selected_goals,
+            total_active_goals: i32::try_from(outcome.active_in_challenge).unwrap_or(i32::MAX),
+            replaced_goals: outcome.replaced,
+        })
+    }
+
+    /// Claims a completed goal's reward: the goal turns claimed and the grant enters the outbox atomically (at
+    /// most once however many claims race), then delivery is attempted right away.
+    pub async fn claim(
+        &self,
+        player: &Player,
+        challenge_id: &str,
+        goal_id: &str,
+    ) -> Result<proto::ClaimRewardResponse, ApiError> {
+        let user_id = user_id(player)?;
+        let current = self.current();
+        let (goal, index) = current.goal_in(challenge_id, goal_id)?;
+        let now = now();
+        let request = ClaimRequest {
+            user_id: user_id.to_owned(),
+            goal_id: goal.id.clone(),
+            prerequisites: goal.prerequisites.clone(),
+            completed_not_before: period::claim_window_start(goal, now),
+            now,
+            grant: NewRewardGrant {
+                namespace: self.namespace.clone(),
+                challenge_id: goal.challenge_id.clone(),
+                reward_type: match goal.reward.reward_type {
+                    config::RewardType::Item => RewardType::Item,
+                    config::RewardType::Wallet => RewardType::Wallet,
+                },
+                reward_id: goal.reward.reward_id.clone(),
+                quantity: goal.reward.quantity,
+            },
+        };
+        match self.store.claim(&request).await? {
+            ClaimOutcome::Claimed { row, grant } => {
+                let (grant_status, ()) = tokio::join!(self.rewards.deliver_now(grant.id), self.changed(user_id));
+                Ok(proto::ClaimRewardResponse {
+                    goal_id: goal.id.clone(),
+                    status: row.status.as_str().to_owned(),
+                    reward: current.view.goal(index).proto.reward.clone(),
+                    claimed_at: timestamp(row.claimed_at),
+                    grant_status: grant_status.as_str().to_owned(),
+                })
+            }
+            ClaimOutcome::Refused(refusal) => Err(refusal_error(goal, refusal)),
+        }
+    }
+
+    /// The rotation a challenge follows and its current and next periods (the same for every player).
+    pub fn rotation(&self, player: &Player, challenge_id: &str) -> Result<proto::GetRotationStatusResponse, ApiError> {
+        user_id(player)?;
+        let current = self.current();
+        let (challenge, _) = current.challenge(challenge_id)?;
+        Ok(proto::GetRotationStatusResponse {
+            challenge_id: challenge.id.clone(),
+            rotation: Some(period::rotation_status(challenge, Utc::now())),
+        })
+    }
+}
+
+fn refusal_error(goal: &Goal, refusal: ClaimRefusal) -> ApiError {
+    let (id, challenge) = (&goal.id, &goal.challenge_id);
+    match refusal {
+        ClaimRefusal::NotCompleted(status) => ApiError::conflict(
+            codes::GOAL_NOT_COMPLETED,
+            format!("goal '{id}' is not completed yet (status: {status})"),
+        ),
+        ClaimRefusal::Inactive => ApiError::conflict(
+            codes::GOAL_INACTIVE,
+            format!("goal '{id}' is not active; activate it first (PUT /v1/challenges/{challenge}/goals/{id}/active)"),
+        ),
+        ClaimRefusal::Expired => {
+            ApiError::conflict(codes::GOAL_EXPIRED, format!("the assignment of goal '{id}' has expired"))
+        }
+        ClaimRefusal::AlreadyClaimed { claimed_at } => ApiError::conflict(
+            codes::ALREADY_CLAIMED,
+            format!("the reward of goal '{id}' was already claimed at {}", timestamp(Some(claimed_at))),
+        ),
+        ClaimRefusal::CompletionOutdated { completed_at } => ApiError::conflict(
+            codes::COMPLETION_EXPIRED,
+            format!(
+                "goal '{id}' was completed in an earlier period ({}); complete it again to claim",
+                match completed_at {
+                    Some(at) => timestamp(Some(at)),
+                    None => "completion time unknown".to_owned(),
+                }
+            ),
+        ),
+        ClaimRefusal::PrerequisitesUnmet(unmet) => ApiError::conflict(
+            codes::PREREQUISITES_NOT_MET,
+            format!("goal '{id}' needs these goals completed first: {}", unmet.join(", ")),
+        ),
+    }
+}
