@@ -83,6 +83,8 @@ pub struct PhaseReport {
     pub unfinished_calls: u64,
     pub host_cpu_seconds: Option<f64>,
     pub generator_cpu_seconds: Option<f64>,
+    /// The generator used (nearly) all its threads: latencies then include its own queueing.
+    pub generator_saturated: bool,
 }
 
 impl PhaseReport {
@@ -381,6 +383,13 @@ pub fn markdown(report: &Report) -> String {
                 "**dropped (overloaded generator)** in stream {}: {} of {} arrivals",
                 s.stream, s.dropped_overloaded_generator, s.scheduled
             ));
+        }
+        if phase.generator_saturated {
+            notes.push(
+                "**generator saturated**: it used nearly all of its threads' CPU, so latencies include its own \
+                 queueing; rerun with more --threads"
+                    .to_owned(),
+            );
         }
         if phase.unfinished_calls > 0 {
             notes.push(format!("**{} calls never answered**", phase.unfinished_calls));

@@ -24,6 +24,8 @@ use crate::schedule::{InFlight, run_stream};
 use crate::transport::{ApiTransport, ClientOptions, Clients, EventTransport};
 use crate::verify::{self, Verification};
 
+/// Share of its threads' CPU above which the generator counts as saturated.
+const GENERATOR_SATURATION: f64 = 0.9;
 /// Pause between find-max steps so one step's backlog does not count against the next.
 const SETTLE_BETWEEN_STEPS: Duration = Duration::from_secs(2);
 
@@ -171,6 +173,11 @@ impl Harness {
         let delta = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
         let PhaseTiming { duration, wall, cpu_before, unfinished_calls } = timing;
         let snapshot = recorder.snapshot(duration);
+        let generator_cpu_seconds = delta(cpu_before.1, self_after);
+        let threads = tokio::runtime::Handle::current().metrics().num_workers() as f64;
+        // CPU time is counted in 10 ms ticks: only phases of a second or more can tell.
+        let generator_saturated = wall >= Duration::from_secs(1)
+            && generator_cpu_seconds.is_some_and(|cpu| cpu >= GENERATOR_SATURATION * threads * wall.as_secs_f64());
         PhaseReport {
             name: name.to_owned(),
             duration_s: duration.as_secs_f64(),
@@ -181,7 +188,8 @@ impl Harness {
             streams: snapshot.streams,
             unfinished_calls,
             host_cpu_seconds: delta(cpu_before.0, host_after),
-            generator_cpu_seconds: delta(cpu_before.1, self_after),
+            generator_cpu_seconds,
+            generator_saturated,
         }
     }
 
@@ -424,6 +432,9 @@ fn step_failure(report: &PhaseReport, p99_bound_ms: f64) -> Option<String> {
     }
     if report.unfinished_calls > 0 {
         why.push(format!("{} calls unanswered", report.unfinished_calls));
+    }
+    if report.generator_saturated {
+        why.push("generator saturated (use more --threads)".to_owned());
     }
     if report.worst_p99_ms() > p99_bound_ms {
         why.push(format!("p99 {:.1} ms > {p99_bound_ms} ms", report.worst_p99_ms()));

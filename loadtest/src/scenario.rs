@@ -477,7 +477,7 @@ impl Driver<'_> {
     }
 
     /// A returning player's session: login event, initialize, list, pick goals by hand and at random, play (stat
-    /// events), list again and claim whatever is completed. Each call is recorded on its own, the first one from
+    /// events), list again and claim (up to five) completed goals. Each call is recorded on its own, the first one from
     /// the scheduled time; the whole session is recorded too.
     async fn session(self, api: ApiTransport, events: EventTransport, scheduled: Instant, rng: &mut SmallRng) {
         let completed = self.session_steps(api, events, scheduled, rng).await;
@@ -546,7 +546,7 @@ impl Driver<'_> {
         // fault.
         let claims = Tolerance::Claims(ClaimTolerance::Repeats);
         let mut all_ok = true;
-        for (challenge_id, goal_id) in claimable(&listing) {
+        for (challenge_id, goal_id) in claimable(&listing).into_iter().take(CLAIMS_PER_SESSION) {
             let op = Op::Claim { challenge_id, goal_id };
             all_ok &= self.call(api, op, player, Instant::now(), false, claims).await.is_some();
         }
@@ -598,6 +598,8 @@ const COMPLETED: &str = "completed";
 const CLAIMED: &str = "claimed";
 
 const HAND_PICKS: usize = 2;
+/// A player collects a few rewards per session, not every completed goal at once.
+const CLAIMS_PER_SESSION: usize = 5;
 const RANDOM_PICKS: i32 = 3;
 
 fn is_open(goal: &api::Goal) -> bool {
