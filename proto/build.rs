@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "accelbyte/social/statistic/v1/statistic.proto",
         "challenge/events/v1/events.proto",
         "challenge/v1/challenge.proto",
+        "challenge/admin/v1/admin.proto",
     ];
     let descriptors = protox::compile(files, [proto_root])?;
     let mut builder = tonic_prost_build::configure().build_client(true).build_server(true).type_attribute(

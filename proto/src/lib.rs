@@ -23,6 +23,12 @@ pub mod challenge {
     pub mod v1 {
         tonic::include_proto!("challenge.v1");
     }
+    /// The admin API: rule plugin lifecycle and configuration reloads.
+    pub mod admin {
+        pub mod v1 {
+            tonic::include_proto!("challenge.admin.v1");
+        }
+    }
     /// Batch event ingestion for high-volume producers.
     pub mod events {
         pub mod v1 {

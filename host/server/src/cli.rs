@@ -1,4 +1,4 @@
-//! Command line: `host [serve]`, `host migrate`, `host config validate FILE`.
+//! Command line: `host [serve]`, `host migrate`, `host config validate FILE`, `host plugin ...`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +29,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Rule plugin lifecycle: push, list, test, activate, rollback.
+    Plugin {
+        #[command(subcommand)]
+        command: crate::admin::cli::PluginCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,7 +55,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init_logging(&settings.log);
+    let mut log = settings.log.clone();
+    if matches!(cli.command, Some(Command::Plugin { .. })) {
+        // Tool output, not server logs: only warnings and errors unless RUST_LOG says otherwise.
+        log.level = "warn".to_owned();
+    }
+    telemetry::init_logging(&log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -66,6 +76,7 @@ async fn run(command: Command, settings: Settings) -> ExitCode {
         Command::Serve => crate::server::serve(settings).await,
         Command::Migrate => crate::server::migrate(&settings).await,
         Command::Config { command: ConfigCommand::Validate { file } } => return crate::server::validate_config(&file),
+        Command::Plugin { command } => return crate::admin::cli::run(command).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

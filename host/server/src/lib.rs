@@ -4,6 +4,7 @@
 //! user's goals with the rule plugins of [`rules`] → [`challenge_storage`] commits it in one batched write.
 //! Player reads and claims go [`http`]/[`grpc`] → [`player`] → storage.
 
+pub mod admin;
 pub mod auth;
 pub mod cache;
 pub mod cli;

@@ -22,6 +22,7 @@ use crate::pipeline::{CommitListener, Deduper, LocalDeduper, Pipeline, PipelineC
 use crate::player::{PlayerApi, SnapshotCache};
 use crate::rewards::{self, RewardDelivery};
 use crate::rules::RuleEngine;
+use crate::rules::registry::PluginLifecycle;
 use crate::settings::Settings;
 use crate::state::{ActiveConfig, AppState};
 use crate::{grpc, http, telemetry};
@@ -109,12 +110,12 @@ pub fn validate_config(file: &Path) -> ExitCode {
     }
 }
 
-enum ChallengeSource {
+pub(crate) enum ChallengeSource {
     File(PathBuf),
     BuiltInSample,
 }
 
-fn challenge_source(settings: &Settings) -> ChallengeSource {
+pub(crate) fn challenge_source(settings: &Settings) -> ChallengeSource {
     match &settings.challenges_path {
         Some(path) => ChallengeSource::File(path.clone()),
         None if Path::new(DEFAULT_CHALLENGES_PATH).exists() => ChallengeSource::File(DEFAULT_CHALLENGES_PATH.into()),
@@ -124,7 +125,7 @@ fn challenge_source(settings: &Settings) -> ChallengeSource {
 
 /// Loads and validates challenges, including every goal's params against its rule plugin.
 /// The error is a printable report of every problem.
-fn load_catalog_from(rules: &RuleEngine, source: ChallengeSource) -> Result<ActiveConfig, String> {
+pub(crate) fn load_catalog_from(rules: &RuleEngine, source: ChallengeSource) -> Result<ActiveConfig, String> {
     let loaded = match &source {
         ChallengeSource::File(path) => config::load_file(path, rules),
         ChallengeSource::BuiltInSample => {
@@ -149,6 +150,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let rules = Arc::new(RuleEngine::with_builtin(Some(settings.data_dir.join("plugin-cache")))?);
     rules.load_files(&settings.plugin_files)?;
     let source = challenge_source(&settings);
+    // Registry plugins, and the versions the challenges pin, must be loaded before the challenges are validated.
+    let pins =
+        crate::rules::registry::source_pins(&source).map_err(|err| anyhow::anyhow!("invalid challenges: {err}"))?;
+    let plugins = PluginLifecycle::start_up(store.clone(), rules.clone(), settings.clone(), &pins).await?;
     let active = load_catalog_from(&rules, source).map_err(|report| anyhow::anyhow!("invalid challenges:\n{report}"))?;
     tracing::info!(
         backend = store.backend(),
@@ -165,6 +170,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let mut tasks = JoinSet::new();
 
     let config = Arc::new(ArcSwap::from_pointee(active));
+    plugins.run(config.clone(), redis.clone(), stopped.clone(), &mut tasks);
     // The player cache hears about every committed flush, so reads never show progress older than the commit.
     let cache = Arc::new(SnapshotCache::new(&settings.cache, redis.clone()));
     let listeners: Vec<Arc<dyn CommitListener>> = vec![cache.clone()];
@@ -190,8 +196,19 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     });
     let player =
         Arc::new(PlayerApi::new(store.clone(), config.clone(), settings.namespace.clone(), cache, delivery));
-    let state =
-        AppState { settings: settings.clone(), store, config, rules, pipeline, player, auth, redis, metrics, started_at };
+    let state = AppState {
+        settings: settings.clone(),
+        store,
+        config,
+        rules,
+        pipeline,
+        player,
+        plugins,
+        auth,
+        redis,
+        metrics,
+        started_at,
+    };
 
     let http_listener = TcpListener::bind(settings.http.listen)
         .await

@@ -38,6 +38,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub cache: CacheSettings,
     pub rewards: RewardSettings,
+    pub plugins: PluginSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -101,6 +102,29 @@ pub struct PipelineSettings {
     pub max_events_per_call: usize,
     /// Window in which a re-delivered event id is ignored.
     pub dedupe_window_secs: u64,
+}
+
+/// The plugin registry and its admin API (see `crate::rules::registry`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginSettings {
+    /// Largest component the upload API accepts.
+    pub max_upload_bytes: usize,
+    /// How often each instance checks the registry revision (the fallback when a Redis notification is missed,
+    /// and the only path without Redis).
+    pub poll_interval_ms: u64,
+    /// Redis channel on which instances announce registry changes.
+    pub notify_channel: String,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 16 * 1024 * 1024,
+            poll_interval_ms: 5_000,
+            notify_channel: "challenge:plugin-registry".to_owned(),
+        }
+    }
 }
 
 /// The per-player read cache (see `crate::cache`).
@@ -193,6 +217,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             cache: CacheSettings::default(),
             rewards: RewardSettings::default(),
+            plugins: PluginSettings::default(),
         }
     }
 }
@@ -313,6 +338,9 @@ impl Settings {
         }
         if self.cache.max_users == 0 || self.cache.ttl_secs == 0 {
             return Err(SettingsError("cache.max_users and cache.ttl_secs must be positive".into()));
+        }
+        if self.plugins.poll_interval_ms == 0 || self.plugins.max_upload_bytes == 0 {
+            return Err(SettingsError("plugins.poll_interval_ms and plugins.max_upload_bytes must be positive".into()));
         }
         if self.namespace.trim().is_empty() {
             return Err(SettingsError("namespace must not be empty".into()));

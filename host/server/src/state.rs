@@ -29,6 +29,8 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// The player API operations (with their cache and reward delivery).
     pub player: Arc<PlayerApi>,
+    /// The plugin registry as this instance applies it (admin API, hot swap, configuration reloads).
+    pub plugins: Arc<crate::rules::registry::PluginLifecycle>,
     pub auth: Arc<Authenticator>,
     pub redis: Option<fred::prelude::Client>,
     pub metrics: PrometheusHandle,

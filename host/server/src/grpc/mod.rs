@@ -13,5 +13,7 @@ use crate::state::AppState;
 /// Every gRPC service of the server, ready to be served.
 pub fn routes(state: AppState, pipeline: Arc<Pipeline>) -> Routes {
     let max = state.settings.grpc.max_message_bytes;
-    events::routes(pipeline, max).add_service(player::service(state, max))
+    events::routes(pipeline, max)
+        .add_service(player::service(state.clone(), max))
+        .add_service(crate::admin::grpc::service(state, max))
 }

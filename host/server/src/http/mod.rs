@@ -32,8 +32,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/challenges/{challengeId}/goals/random-select", post(player::random_select))
         .route("/v1/challenges/{challengeId}/goals/{goalId}/active", put(player::set_goal_active))
         .route("/v1/challenges/{challengeId}/goals/{goalId}/claim", post(player::claim))
-        .with_state(state)
+        .with_state(state.clone())
         .layer(RequestBodyLimitLayer::new(body_limit))
+        // The admin API brings its own body limit (component uploads are bigger than API requests).
+        .merge(crate::admin::http::router(state))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -2,6 +2,7 @@
 //! that keep a bad goal configuration from ever reaching event time.
 
 mod book;
+pub mod registry;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -93,35 +94,44 @@ impl RuleEngine {
     /// Checks every goal's params with its plugin and records the extra stat codes plugins listen to.
     /// The error lists every rejected goal.
     pub fn prepare(&self, catalog: Catalog) -> Result<(Catalog, RuleBook), String> {
-        let mut problems = Vec::new();
-        let mut extra_stat_codes = HashMap::new();
-        for goal in catalog.goals() {
-            let pinned = goal.rule.as_ref().and_then(|rule| rule.version.as_deref());
-            let Some(plugin) = self.resolve(goal.rule_plugin(), pinned) else {
-                problems.push(format!("goal '{}': rule plugin '{}' is not loaded", goal.id, goal.rule_plugin()));
-                continue;
-            };
-            match plugin.validate_params(&book::goal_spec(goal)) {
-                Ok(extra) if extra.is_empty() => {}
-                Ok(extra) => {
-                    extra_stat_codes.insert(goal.id.clone(), extra);
-                }
-                Err(err) => problems.push(format!(
-                    "goal '{}' in challenge '{}': rule: plugin {}@{} rejects its params: {err}",
-                    goal.id,
-                    goal.challenge_id,
-                    plugin.info().name,
-                    plugin.info().version
-                )),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(format!("{} problem(s):\n{}", problems.len(), problems.join("\n")));
-        }
-        let catalog = catalog.with_extra_stat_codes(&extra_stat_codes).map_err(|err| config::report(&err))?;
-        let book = RuleBook::new(&catalog);
-        Ok((catalog, book))
+        prepare_with(catalog, &|plugin, pinned| self.resolve(plugin, pinned))
     }
+}
+
+/// Finds the plugin version a goal uses: (plugin name, pinned version) → loaded plugin.
+pub type Resolver<'a> = dyn Fn(&str, Option<&str>) -> Option<Arc<LoadedPlugin>> + 'a;
+
+/// [`RuleEngine::prepare`] with another way to find each goal's plugin: checks what a configuration would look
+/// like with other plugin versions active, before activating them.
+pub fn prepare_with(catalog: Catalog, resolve: &Resolver<'_>) -> Result<(Catalog, RuleBook), String> {
+    let mut problems = Vec::new();
+    let mut extra_stat_codes = HashMap::new();
+    for goal in catalog.goals() {
+        let pinned = goal.rule.as_ref().and_then(|rule| rule.version.as_deref());
+        let Some(plugin) = resolve(goal.rule_plugin(), pinned) else {
+            problems.push(format!("goal '{}': rule plugin '{}' is not loaded", goal.id, goal.rule_plugin()));
+            continue;
+        };
+        match plugin.validate_params(&book::goal_spec(goal)) {
+            Ok(extra) if extra.is_empty() => {}
+            Ok(extra) => {
+                extra_stat_codes.insert(goal.id.clone(), extra);
+            }
+            Err(err) => problems.push(format!(
+                "goal '{}' in challenge '{}': rule: plugin {}@{} rejects its params: {err}",
+                goal.id,
+                goal.challenge_id,
+                plugin.info().name,
+                plugin.info().version
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(format!("{} problem(s):\n{}", problems.len(), problems.join("\n")));
+    }
+    let catalog = catalog.with_extra_stat_codes(&extra_stat_codes).map_err(|err| config::report(&err))?;
+    let book = RuleBook::new(&catalog);
+    Ok((catalog, book))
 }
 
 impl PluginDirectory for RuleEngine {
