@@ -54,7 +54,7 @@ impl ChallengeService for PlayerService {
         request: Request<proto::InitializeRequest>,
     ) -> Result<Response<proto::InitializeResponse>, Status> {
         let player = self.player(&request).await?;
-        Ok(Response::new(self.state.player.initialize(&player).await?))
+        Ok(Response::new(self.state.player.initialize(&player).await?.proto()))
     }
 
     #[tracing::instrument(name = "grpc.SetGoalActive", skip_all)]

@@ -110,12 +110,9 @@ pub async fn get_challenge(
 }
 
 /// `POST /v1/challenges/initialize` (any body, or none)
-pub async fn initialize(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<proto::InitializeResponse>, ApiError> {
+pub async fn initialize(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let player = player(&state, &headers).await?;
-    Ok(Json(state.player.initialize(&player).await?))
+    Ok(json_bytes(state.player.initialize(&player).await?.json()))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -145,6 +145,24 @@ impl OneChallenge {
     }
 }
 
+/// The result of `initialize`, ready to render in either wire form.
+pub struct Initialized {
+    view: Arc<CatalogView>,
+    snapshot: Arc<UserSnapshot>,
+    new_assignments: i32,
+    now: DateTime<Utc>,
+}
+
+impl Initialized {
+    pub fn json(&self) -> Vec<u8> {
+        render::initialize_json(&self.view, &self.snapshot, self.new_assignments, self.now)
+    }
+
+    pub fn proto(&self) -> proto::InitializeResponse {
+        render::initialize_proto(&self.view, &self.snapshot, self.new_assignments, self.now)
+    }
+}
+
 /// Timestamps with the millisecond precision both databases keep, so a response and a later read agree.
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
@@ -242,7 +260,7 @@ impl PlayerApi {
 
     /// Assigns every default goal the player has no row for (goals added to the configuration later included;
     /// goals the player deactivated stay deactivated) and lists the player's active goals.
-    pub async fn initialize(&self, player: &Player) -> Result<proto::InitializeResponse, ApiError> {
+    pub async fn initialize(&self, player: &Player) -> Result<Initialized, ApiError> {
         let user_id = user_id(player)?;
         let current = self.current();
         let now = now();
@@ -272,19 +290,7 @@ impl PlayerApi {
                 self.snapshot(user_id, &current).await?
             };
         }
-        let assigned_goals: Vec<proto::AssignedGoal> = snapshot
-            .rows()
-            .filter(|(_, row)| row.is_active)
-            .map(|(index, _)| {
-                let goal = current.view.goal(index);
-                assigned_goal(goal, &GoalState::of(goal, &snapshot, index, now))
-            })
-            .collect();
-        Ok(proto::InitializeResponse {
-            total_active: assigned_goals.len() as i32,
-            assigned_goals,
-            new_assignments: new_assignments as i32,
-        })
+        Ok(Initialized { view: current.view, snapshot, new_assignments: new_assignments as i32, now })
     }
 
     /// Activates or deactivates one goal, creating the assignment if missing. Progress is kept either way.
@@ -363,7 +369,7 @@ impl PlayerApi {
             .goals
             .clone()
             .filter(|index| {
-                let state = GoalState::of(current.view.goal(*index), &snapshot, *index, now);
+                let state = GoalState::at(current.view.goal(*index), &snapshot, *index, now);
                 !state.is_done() && !state.locked && !(exclude_active && state.is_active)
             })
             .collect();
@@ -405,7 +411,7 @@ impl PlayerApi {
             .iter()
             .map(|index| {
                 let goal = current.view.goal(*index);
-                assigned_goal(goal, &GoalState::of(goal, &snapshot, *index, now))
+                assigned_goal(goal, &GoalState::at(goal, &snapshot, *index, now))
             })
             .collect();
         Ok(proto::GoalSelectionResponse {

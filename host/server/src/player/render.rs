@@ -8,7 +8,7 @@ use std::ops::Range;
 use challenge_core::progress::GoalStatus;
 use challenge_core::rotation::seconds_remaining;
 use challenge_proto::challenge::v1 as proto;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 
 use super::snapshot::{RowState, UserSnapshot};
 use super::view::{CatalogView, ChallengeView, GoalIndex, GoalView};
@@ -42,9 +42,15 @@ impl GoalState {
         }
     }
 
-    pub fn of(goal: &GoalView, snapshot: &UserSnapshot, index: GoalIndex, now: DateTime<Utc>) -> Self {
+    /// The goal at `index` of the view.
+    pub fn at(goal: &GoalView, snapshot: &UserSnapshot, index: GoalIndex, now: DateTime<Utc>) -> Self {
+        Self::of(goal, snapshot, snapshot.row(index), now)
+    }
+
+    /// The goal given the player's row for it (`row` must be the snapshot's row of this goal).
+    pub fn of(goal: &GoalView, snapshot: &UserSnapshot, row: Option<&RowState>, now: DateTime<Utc>) -> Self {
         let locked = is_locked(goal, snapshot);
-        let Some(row) = snapshot.row(index) else {
+        let Some(row) = row else {
             return GoalState::unassigned(locked);
         };
         let mut state = GoalState {
@@ -90,30 +96,66 @@ fn starts_over(goal: &GoalView, row: &RowState, now: DateTime<Utc>) -> bool {
 
 /// RFC 3339 in UTC (`Z`), fractional seconds only when present; `""` when unset.
 pub fn timestamp(at: Option<DateTime<Utc>>) -> String {
-    at.map(|at| at.to_rfc3339_opts(SecondsFormat::AutoSi, true)).unwrap_or_default()
+    let mut out = Vec::with_capacity(32);
+    write_timestamp(&mut out, at);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`timestamp`] without allocating: the same text as chrono's
+/// `to_rfc3339_opts(SecondsFormat::AutoSi, true)` (milli-, micro- or nanoseconds as present).
+pub fn write_timestamp(out: &mut Vec<u8>, at: Option<DateTime<Utc>>) {
+    let Some(at) = at else { return };
+    let year = at.year();
+    let nanos = at.nanosecond();
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        // Outside four-digit years or on a leap second: let chrono spell it.
+        out.extend_from_slice(at.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
+        return;
+    }
+    let _ = write!(
+        out,
+        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    let _ = match nanos {
+        0 => Ok(()),
+        n if n % 1_000_000 == 0 => write!(out, ".{:03}", n / 1_000_000),
+        n if n % 1_000 == 0 => write!(out, ".{:06}", n / 1_000),
+        n => write!(out, ".{n:09}"),
+    };
+    out.push(b'Z');
 }
 
 fn expires_in(state: &GoalState, now: DateTime<Utc>) -> i64 {
     state.expires_at.map_or(0, |end| seconds_remaining(end, now))
 }
 
-/// Appends a goal's per-player fields and closes its object (the static part is already written).
+/// Appends a goal's per-player fields (listing form) and closes its object (the static part is already written).
 pub fn write_state(out: &mut Vec<u8>, state: &GoalState, now: Option<DateTime<Utc>>) {
     let expires_in_seconds = now.map_or(0, |now| expires_in(state, now));
     // Writing into a Vec cannot fail; statuses and timestamps need no JSON escaping.
-    let _ = write!(
-        out,
-        r#","progress":{},"status":"{}","locked":{},"completedAt":"{}","claimedAt":"{}","isActive":{},"expiresAt":"{}","expiresInSeconds":{},"assignedAt":"{}"}}"#,
-        state.progress,
-        state.status.as_str(),
-        state.locked,
-        timestamp(state.completed_at),
-        timestamp(state.claimed_at),
-        state.is_active,
-        timestamp(state.expires_at),
-        expires_in_seconds,
-        timestamp(state.assigned_at),
-    );
+    let _ = write!(out, r#","progress":{},"status":"{}","locked":{},"completedAt":""#, state.progress, state.status, state.locked);
+    write_timestamp(out, state.completed_at);
+    out.extend_from_slice(br#"","claimedAt":""#);
+    write_timestamp(out, state.claimed_at);
+    let _ = write!(out, r#"","isActive":{},"expiresAt":""#, state.is_active);
+    write_timestamp(out, state.expires_at);
+    let _ = write!(out, r#"","expiresInSeconds":{expires_in_seconds},"assignedAt":""#);
+    write_timestamp(out, state.assigned_at);
+    out.extend_from_slice(br#""}"#);
+}
+
+/// Appends an assigned goal's per-player fields (initialize and selection form) and closes its object.
+pub fn write_assigned_state(out: &mut Vec<u8>, state: &GoalState) {
+    let _ = write!(out, r#","isActive":{},"assignedAt":""#, state.is_active);
+    write_timestamp(out, state.assigned_at);
+    out.extend_from_slice(br#"","expiresAt":""#);
+    write_timestamp(out, state.expires_at);
+    let _ = write!(out, r#"","progress":{},"status":"{}"}}"#, state.progress, state.status);
 }
 
 pub fn goal_proto(goal: &GoalView, state: &GoalState, now: DateTime<Utc>) -> proto::Goal {
@@ -142,6 +184,46 @@ pub fn assigned_goal(goal: &GoalView, state: &GoalState) -> proto::AssignedGoal 
     }
 }
 
+/// The player's active goals in configuration order, as `initialize` lists them.
+pub fn active_goals<'a>(
+    view: &'a CatalogView,
+    snapshot: &'a UserSnapshot,
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = (&'a GoalView, GoalState)> + 'a {
+    snapshot.rows().filter(|(_, row)| row.is_active).map(move |(index, row)| {
+        let goal = view.goal(index);
+        (goal, GoalState::of(goal, snapshot, Some(row), now))
+    })
+}
+
+/// `{"assignedGoals":[…],"newAssignments":n,"totalActive":n}`
+pub fn initialize_json(view: &CatalogView, snapshot: &UserSnapshot, new_assignments: i32, now: DateTime<Utc>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + snapshot.len() * 512);
+    out.extend_from_slice(br#"{"assignedGoals":["#);
+    let mut total = 0;
+    for (goal, state) in active_goals(view, snapshot, now) {
+        if total > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&goal.assigned_json);
+        write_assigned_state(&mut out, &state);
+        total += 1;
+    }
+    let _ = write!(out, r#"],"newAssignments":{new_assignments},"totalActive":{total}}}"#);
+    out
+}
+
+pub fn initialize_proto(
+    view: &CatalogView,
+    snapshot: &UserSnapshot,
+    new_assignments: i32,
+    now: DateTime<Utc>,
+) -> proto::InitializeResponse {
+    let assigned_goals: Vec<proto::AssignedGoal> =
+        active_goals(view, snapshot, now).map(|(goal, state)| assigned_goal(goal, &state)).collect();
+    proto::InitializeResponse { total_active: assigned_goals.len() as i32, assigned_goals, new_assignments }
+}
+
 /// Which goals a listing shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listing {
@@ -151,18 +233,25 @@ pub enum Listing {
     ActiveOnly,
 }
 
-fn shown(listing: Listing, snapshot: &UserSnapshot, index: GoalIndex) -> bool {
-    listing == Listing::All || snapshot.row(index).is_some_and(|row| row.is_active)
+fn shown(listing: Listing, row: Option<&RowState>) -> bool {
+    listing == Listing::All || row.is_some_and(|row| row.is_active)
 }
 
-/// `{"challenges":[…]}` for the given challenges (positions in the view).
+/// The goals of `range` with the player's row for each, in order: a merge of the two sorted sequences, so a
+/// listing costs no lookup per goal.
+fn with_rows(snapshot: &UserSnapshot, range: Range<GoalIndex>) -> impl Iterator<Item = (GoalIndex, Option<&RowState>)> {
+    let mut rows = snapshot.rows_in(range.clone()).iter().peekable();
+    range.map(move |index| (index, rows.next_if(|(at, _)| *at == index).map(|(_, row)| row)))
+}
+
+/// `{"challenges":[…]}`
 pub fn challenges_json(
     view: &CatalogView,
     snapshot: &UserSnapshot,
     listing: Listing,
     now: DateTime<Utc>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(view.challenges().iter().map(|c| c.default_goals_json.len() + 128).sum());
+    let mut out = Vec::with_capacity(view.listing_json_len() + snapshot.len() * 512);
     out.extend_from_slice(br#"{"challenges":["#);
     let mut first = true;
     for challenge in view.challenges() {
@@ -182,7 +271,7 @@ pub fn challenges_json(
 
 /// One challenge object with every goal.
 pub fn challenge_json(view: &CatalogView, challenge: &ChallengeView, snapshot: &UserSnapshot, now: DateTime<Utc>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(challenge.default_goals_json.len() + 128);
+    let mut out = Vec::with_capacity(challenge.default_goals_json.len() + 256 + snapshot.len() * 512);
     write_challenge(&mut out, view, challenge, snapshot, Listing::All, now);
     out
 }
@@ -213,13 +302,13 @@ fn write_challenge(
             out.extend_from_slice(&challenge.default_goals_json[range]);
         }
     };
-    for index in challenge.goals.clone() {
-        if !shown(listing, snapshot, index) {
+    for (index, row) in with_rows(snapshot, challenge.goals.clone()) {
+        if !shown(listing, row) {
             flush(out, &mut run, &mut pieces);
             continue;
         }
         let goal = view.goal(index);
-        if snapshot.row(index).is_none() && is_locked(goal, snapshot) == goal.default_locked {
+        if row.is_none() && (!goal.default_locked || is_locked(goal, snapshot)) {
             // Consecutive goals: their default renderings are adjacent, separator included.
             run = Some(match run {
                 Some(range) => range.start..goal.default_json.end,
@@ -230,7 +319,7 @@ fn write_challenge(
         flush(out, &mut run, &mut pieces);
         separate(out, &mut pieces);
         out.extend_from_slice(&goal.static_json);
-        write_state(out, &GoalState::of(goal, snapshot, index, now), Some(now));
+        write_state(out, &GoalState::of(goal, snapshot, row, now), Some(now));
     }
     flush(out, &mut run, &mut pieces);
     out.extend_from_slice(b"]}");
@@ -268,14 +357,31 @@ fn challenge_proto_listing(
     listing: Listing,
     now: DateTime<Utc>,
 ) -> proto::Challenge {
-    let goals = challenge
-        .goals
-        .clone()
-        .filter(|index| shown(listing, snapshot, *index))
-        .map(|index| {
+    let goals = with_rows(snapshot, challenge.goals.clone())
+        .filter(|(_, row)| shown(listing, *row))
+        .map(|(index, row)| {
             let goal = view.goal(index);
-            goal_proto(goal, &GoalState::of(goal, snapshot, index, now), now)
+            goal_proto(goal, &GoalState::of(goal, snapshot, row, now), now)
         })
         .collect();
     proto::Challenge { goals, ..challenge.proto.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_written_like_chrono_writes_them() {
+        let base = DateTime::parse_from_rfc3339("2026-03-06T07:08:09Z").unwrap().with_timezone(&Utc);
+        for nanos in [0, 1, 999, 1_000, 120_000, 5_000_000, 123_456_789, 999_999_999] {
+            let at = base + chrono::TimeDelta::nanoseconds(nanos);
+            assert_eq!(timestamp(Some(at)), at.to_rfc3339_opts(SecondsFormat::AutoSi, true), "{nanos}");
+        }
+        let far = DateTime::parse_from_rfc3339("+12345-01-01T00:00:00Z").map(|at| at.with_timezone(&Utc));
+        if let Ok(far) = far {
+            assert_eq!(timestamp(Some(far)), far.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+        }
+        assert_eq!(timestamp(None), "");
+    }
 }

@@ -77,6 +77,21 @@ impl UserSnapshot {
         self.rows.binary_search_by_key(&index, |(at, _)| *at).ok().map(|at| &self.rows[at].1)
     }
 
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The rows of the goals in `range`, in order.
+    pub fn rows_in(&self, range: std::ops::Range<GoalIndex>) -> &[(GoalIndex, RowState)] {
+        let start = self.rows.partition_point(|(at, _)| *at < range.start);
+        let end = self.rows.partition_point(|(at, _)| *at < range.end);
+        &self.rows[start..end]
+    }
+
     /// Rows in configuration order.
     pub fn rows(&self) -> impl Iterator<Item = (GoalIndex, &RowState)> + '_ {
         self.rows.iter().map(|(index, row)| (*index, row))

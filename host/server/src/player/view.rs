@@ -35,6 +35,9 @@ pub struct GoalView {
     pub prerequisites: Vec<GoalIndex>,
     /// What happens when an assignment of this (rotating) goal expires.
     pub on_expiry: Option<OnExpiry>,
+    /// `{"challengeId":…,"goalId":…,"name":…,"description":…,"target":…,"requirement":{…},"reward":{…}` (open
+    /// object): the configuration part of an `AssignedGoal`.
+    pub assigned_json: Vec<u8>,
     /// The proto `Goal` and `AssignedGoal` with only the configuration fields set.
     pub proto: proto::Goal,
     pub assigned: proto::AssignedGoal,
@@ -60,6 +63,18 @@ struct StaticGoal<'a> {
     requirement: &'a proto::Requirement,
     reward: &'a proto::Reward,
     prerequisites: &'a [String],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StaticAssignedGoal<'a> {
+    challenge_id: &'a str,
+    goal_id: &'a str,
+    name: &'a str,
+    description: &'a str,
+    target: i64,
+    requirement: &'a proto::Requirement,
+    reward: &'a proto::Reward,
 }
 
 #[derive(Serialize)]
@@ -94,6 +109,11 @@ impl CatalogView {
         }
         let challenge_at = challenges.iter().enumerate().map(|(at, c)| (c.id.clone(), at)).collect();
         CatalogView { version: catalog.version().to_owned(), goals, challenges, goal_at, challenge_at }
+    }
+
+    /// Length of the listing of every goal for a player without progress (a buffer size hint).
+    pub fn listing_json_len(&self) -> usize {
+        self.challenges.iter().map(|c| c.head_json.len() + c.default_goals_json.len() + 3).sum::<usize>() + 16
     }
 
     pub fn version(&self) -> &str {
@@ -142,6 +162,17 @@ fn goal_view(goal: &Goal, challenge: usize, goal_at: &HashMap<String, GoalIndex>
     })
     .expect("plain structs serialize");
     static_json.pop(); // the closing brace: per-player fields follow
+    let mut assigned_json = serde_json::to_vec(&StaticAssignedGoal {
+        challenge_id: &goal.challenge_id,
+        goal_id: &goal.id,
+        name: &goal.name,
+        description: &goal.description,
+        target: goal.requirement.target_value,
+        requirement: &requirement,
+        reward: &reward,
+    })
+    .expect("plain structs serialize");
+    assigned_json.pop();
     let proto = proto::Goal {
         goal_id: goal.id.clone(),
         name: goal.name.clone(),
@@ -166,6 +197,7 @@ fn goal_view(goal: &Goal, challenge: usize, goal_at: &HashMap<String, GoalIndex>
         challenge,
         stat_code: goal.requirement.stat_code.clone(),
         static_json,
+        assigned_json,
         default_json: 0..0,
         default_locked: !goal.prerequisites.is_empty(),
         // Validation guarantees prerequisites name existing goals.
