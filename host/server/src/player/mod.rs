@@ -370,7 +370,8 @@ impl PlayerApi {
             .clone()
             .filter(|index| {
                 let state = GoalState::at(current.view.goal(*index), &snapshot, *index, now);
-                !state.is_done() && !state.locked && !(exclude_active && state.is_active)
+                let excluded = state.is_done() || state.locked || (exclude_active && state.is_active);
+                !excluded
             })
             .collect();
         let requested = count as usize;

@@ -89,9 +89,9 @@ fn starts_over(goal: &GoalView, row: &RowState, now: DateTime<Utc>) -> bool {
     let (Some(expiry), Some(on_expiry)) = (row.expires_at, goal.on_expiry) else {
         return false;
     };
-    expiry <= now
-        && on_expiry.reset_progress
-        && !(row.status == GoalStatus::Claimed && !on_expiry.allow_reselection)
+    // A claim stays claimed unless the rotation allows picking the goal again.
+    let claim_stays = row.status == GoalStatus::Claimed && !on_expiry.allow_reselection;
+    expiry <= now && on_expiry.reset_progress && !claim_stays
 }
 
 /// RFC 3339 in UTC (`Z`), fractional seconds only when present; `""` when unset.
