@@ -31,7 +31,7 @@ pub use sqlite::SqliteStore;
 pub use types::{
     ClaimOutcome, ClaimRefusal, ClaimRequest, FlushBatch, FlushOutcome, GoalFilter, GoalWrite, GrantStatus,
     MAX_PLUGIN_STATE_BYTES, NewAssignment, NewRewardGrant, ParkedEvaluation, PipelineQuery, PipelineState, RewardGrant,
-    RewardType, SelectionOutcome, StatWrite, StoreOptions,
+    Renewal, RewardType, SelectionOutcome, StatWrite, StoreOptions,
 };
 
 /// File name of the embedded database inside the data directory.
@@ -66,6 +66,11 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts the assignments that have no row yet (existing rows are untouched) in one transaction.
     /// Returns how many rows were inserted.
     async fn insert_missing_assignments(&self, assignments: &[NewAssignment], now: DateTime<Utc>) -> Result<u64>;
+
+    /// Moves expired assignments to a new period in one batched statement per chunk: rows whose `expires_at` is set
+    /// and `<= now` get the renewal's window and its `onExpiry` treatment (see [`Renewal`]); rows not expired (a
+    /// concurrent caller renewed them first) or missing are left alone. Returns how many rows were renewed.
+    async fn renew_assignments(&self, renewals: &[Renewal], now: DateTime<Utc>) -> Result<u64>;
 
     /// Activates or deactivates one goal, creating its row if missing. Never changes progress, status or baseline.
     /// Activation sets `assigned_at = now` and `expires_at = assignment.expires_at`; deactivation keeps both.

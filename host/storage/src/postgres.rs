@@ -14,11 +14,11 @@ use crate::Store;
 use crate::error::{Result, StorageError};
 use crate::logic::{
     claim_refusal, idempotency_key, instrument, last_goal_writes, merge_stat_writes, parse_source, parse_status,
-    selection_assignments, unmet_prerequisites,
+    renewal_set, selection_assignments, unmet_prerequisites,
 };
 use crate::types::{
     ClaimOutcome, ClaimRefusal, ClaimRequest, FlushBatch, FlushOutcome, GoalFilter, GoalWrite, GrantStatus,
-    NewAssignment, ParkedEvaluation, PipelineQuery, PipelineState, RewardGrant, RewardType, SelectionOutcome,
+    NewAssignment, ParkedEvaluation, PipelineQuery, PipelineState, Renewal, RewardGrant, RewardType, SelectionOutcome,
     StatWrite, StoreOptions,
 };
 
@@ -454,6 +454,36 @@ impl Store for PostgresStore {
                 }
                 Ok::<_, StorageError>(inserted)
             })
+        })
+        .await
+    }
+
+    async fn renew_assignments(&self, renewals: &[Renewal], now: DateTime<Utc>) -> Result<u64> {
+        instrument("renew_assignments", async {
+            let mut renewed = 0;
+            // Each chunk is one statement on its own: a renewal is idempotent, so a partial run is safe to repeat.
+            for chunk in renewals.chunks(INSERT_CHUNK) {
+                renewed += sqlx::query(concat!(
+                    "UPDATE user_goal_progress ",
+                    renewal_set!(),
+                    "FROM (SELECT u, g, a, e, x, k, s, $8::timestamptz AS t FROM UNNEST($1::text[], $2::text[], \
+                       $3::timestamptz[], $4::timestamptz[], $5::bool[], $6::bool[], $7::text[]) \
+                       AS y(u, g, a, e, x, k, s)) AS r \
+                     WHERE user_id = r.u AND goal_id = r.g AND expires_at IS NOT NULL AND expires_at <= r.t"
+                ))
+                .bind(chunk.iter().map(|r| r.user_id.as_str()).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|r| r.goal_id.as_str()).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|r| r.assigned_at).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|r| r.expires_at).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|r| r.reset_progress).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|r| r.keep_claimed).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|r| r.progress_source.as_str()).collect::<Vec<_>>())
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            }
+            Ok(renewed)
         })
         .await
     }

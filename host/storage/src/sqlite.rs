@@ -20,11 +20,11 @@ use crate::Store;
 use crate::error::{Result, StorageError};
 use crate::logic::{
     claim_refusal, idempotency_key, instrument, last_goal_writes, merge_stat_writes, parse_source, parse_status,
-    selection_assignments, unmet_prerequisites,
+    renewal_set, selection_assignments, unmet_prerequisites,
 };
 use crate::types::{
     ClaimOutcome, ClaimRefusal, ClaimRequest, FlushBatch, FlushOutcome, GoalFilter, GoalWrite, GrantStatus,
-    NewAssignment, ParkedEvaluation, PipelineQuery, PipelineState, RewardGrant, RewardType, SelectionOutcome,
+    NewAssignment, ParkedEvaluation, PipelineQuery, PipelineState, Renewal, RewardGrant, RewardType, SelectionOutcome,
     StatWrite, StoreOptions,
 };
 
@@ -64,6 +64,19 @@ mod outbox;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+}
+
+/// Columns bound per row by a renewal.
+const RENEWAL_COLUMNS: usize = 8;
+
+fn renewal_sql(rows: usize) -> String {
+    let tuple = format!("({})", ["?"; RENEWAL_COLUMNS].join(", "));
+    format!(
+        "WITH r(u, g, a, e, x, k, s, t) AS (VALUES {}) UPDATE user_goal_progress {} FROM r \
+         WHERE user_id = r.u AND goal_id = r.g AND expires_at IS NOT NULL AND expires_at <= r.t",
+        vec![tuple.as_str(); rows].join(", "),
+        renewal_set!()
+    )
 }
 
 impl SqliteStore {
@@ -537,6 +550,31 @@ impl Store for SqliteStore {
                 return Ok(0);
             }
             in_write_transaction!(self, |tx| self.insert_in(&mut tx, assignments, now))
+        })
+        .await
+    }
+
+    async fn renew_assignments(&self, renewals: &[Renewal], now: DateTime<Utc>) -> Result<u64> {
+        instrument("renew_assignments", async {
+            let now = millis(now);
+            let mut renewed = 0;
+            // Each chunk is one statement on its own: a renewal is idempotent, so a partial run is safe to repeat.
+            for chunk in renewals.chunks(INSERT_CHUNK) {
+                let mut query = sqlx::query(AssertSqlSafe(renewal_sql(chunk.len())));
+                for r in chunk {
+                    query = query
+                        .bind(&r.user_id)
+                        .bind(&r.goal_id)
+                        .bind(millis(r.assigned_at))
+                        .bind(opt_millis(r.expires_at))
+                        .bind(r.reset_progress)
+                        .bind(r.keep_claimed)
+                        .bind(r.progress_source.as_str())
+                        .bind(now);
+                }
+                renewed += query.execute(&self.writer).await?.rows_affected();
+            }
+            Ok(renewed)
         })
         .await
     }

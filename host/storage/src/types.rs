@@ -34,6 +34,21 @@ pub struct NewAssignment {
     pub progress_source: ProgressSource,
 }
 
+/// An expired assignment moved to a new period by [`crate::Store::renew_assignments`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renewal {
+    pub user_id: String,
+    pub goal_id: String,
+    pub assigned_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `onExpiry.resetProgress`: progress 0, `not_started`, baseline, plugin state, completion and claim cleared,
+    /// `progress_source` set to the one given. Without it progress and status are kept; only the window moves.
+    pub reset_progress: bool,
+    /// `onExpiry.allowReselection = false`: a claimed goal stays claimed for good (only its window moves).
+    pub keep_claimed: bool,
+    pub progress_source: ProgressSource,
+}
+
 /// Result of [`crate::Store::select_goals`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SelectionOutcome {
