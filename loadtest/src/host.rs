@@ -148,7 +148,12 @@ impl SpawnedHost {
         let cpu_seconds = self.cpu_seconds();
         let peak_rss_mib = self.peak_rss_mib();
         let started = Instant::now();
-        let _ = std::process::Command::new("kill").args(["-TERM", &self.pid.to_string()]).status();
+        if self.exited().is_none() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &self.pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
         let exit = match tokio::time::timeout(SHUTDOWN_GRACE, self.child.wait()).await {
             Ok(Ok(status)) => Ok(status),
             Ok(Err(err)) => Err(format!("wait failed: {err}")),

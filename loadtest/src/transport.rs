@@ -11,7 +11,7 @@ use challenge_proto::challenge::v1 as api;
 use serde::{Deserialize, Serialize};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::population::{Event, EventKind, Player, Population};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -540,12 +540,6 @@ impl Clients {
         let response: HttpSubmitResponse = serde_json::from_slice(&bytes).map_err(|err| CallError::decode(&err))?;
         let rejected = response.rejected.into_iter().map(|r| (r.index, r.error_code));
         Ok(Acks::except(events.len(), rejected, response.duplicates))
-    }
-}
-
-impl From<tonic::codegen::http::uri::InvalidUri> for Error {
-    fn from(err: tonic::codegen::http::uri::InvalidUri) -> Self {
-        Error::Usage(format!("invalid gRPC URL: {err}"))
     }
 }
 
