@@ -15,11 +15,12 @@ pub mod pipeline;
 pub mod player;
 pub mod redis;
 pub mod rewards;
+pub mod rotation;
 pub mod rules;
 pub mod server;
 pub mod settings;
 pub mod state;
 pub mod telemetry;
 
-pub use server::{RunningServer, start};
+pub use server::{RunningServer, start, start_with_clock};
 pub use state::AppState;

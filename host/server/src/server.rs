@@ -139,6 +139,14 @@ pub(crate) fn load_catalog_from(rules: &RuleEngine, source: ChallengeSource) -> 
 
 /// Opens everything and starts serving; returns once the listeners are bound.
 pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
+    start_with_clock(settings, Arc::new(crate::rotation::SystemClock)).await
+}
+
+/// [`start`] with the clock rotation follows (player API and auto-assignment) injected: tests cross boundaries.
+pub async fn start_with_clock(
+    settings: Settings,
+    clock: Arc<dyn crate::rotation::Clock>,
+) -> anyhow::Result<RunningServer> {
     let started_at = Instant::now();
     let settings = Arc::new(settings);
     let metrics = telemetry::metrics_handle();
@@ -194,8 +202,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         worker.await;
         Ok(())
     });
-    let player =
-        Arc::new(PlayerApi::new(store.clone(), config.clone(), settings.namespace.clone(), cache, delivery));
+    let player = Arc::new(
+        PlayerApi::new(store.clone(), config.clone(), settings.namespace.clone(), cache, delivery).with_clock(clock),
+    );
     let state = AppState {
         settings: settings.clone(),
         store,

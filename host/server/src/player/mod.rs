@@ -17,18 +17,20 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use challenge_core::config::{self, Challenge, Goal};
+use challenge_core::progress::GoalStatus;
 use challenge_core::progress::ProgressSource;
 use challenge_proto::challenge::v1 as proto;
 use challenge_storage::{
-    ClaimOutcome, ClaimRefusal, ClaimRequest, GoalFilter, NewAssignment, NewRewardGrant, RewardType, Store,
+    ClaimOutcome, ClaimRefusal, ClaimRequest, GoalFilter, NewAssignment, NewRewardGrant, Renewal, RewardType, Store,
 };
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use rand::seq::index::sample;
 
 use crate::auth::Player;
 use crate::cache::GenerationCache;
 use crate::error::{ApiError, ErrorKind};
 use crate::rewards::RewardDelivery;
+use crate::rotation::{Clock, SystemClock};
 use crate::state::ActiveConfig;
 
 pub use render::Listing;
@@ -52,6 +54,10 @@ pub mod codes {
     pub const GOAL_INACTIVE: &str = "GOAL_INACTIVE";
     pub const GOAL_EXPIRED: &str = "GOAL_EXPIRED";
     pub const COMPLETION_EXPIRED: &str = "COMPLETION_EXPIRED";
+    /// More goals requested at once than the challenge's `poolSize` allows (422).
+    pub const POOL_SIZE_EXCEEDED: &str = "POOL_SIZE_EXCEEDED";
+    /// The player already holds `poolSize` goals of the challenge; replace or deactivate one first (409).
+    pub const POOL_FULL: &str = "POOL_FULL";
 }
 
 /// Longest user id the database accepts.
@@ -64,6 +70,7 @@ pub struct PlayerApi {
     cache: Arc<SnapshotCache>,
     rewards: Arc<RewardDelivery>,
     views: ArcSwapOption<CatalogView>,
+    clock: Arc<dyn Clock>,
 }
 
 /// The configuration one request works with, and its pre-rendered view (same version).
@@ -163,11 +170,6 @@ impl Initialized {
     }
 }
 
-/// Timestamps with the millisecond precision both databases keep, so a response and a later read agree.
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(3)
-}
-
 fn user_id(player: &Player) -> Result<&str, ApiError> {
     if player.user_id.len() > MAX_USER_ID_LEN {
         return Err(ApiError::unauthenticated(format!("the token's subject is longer than {MAX_USER_ID_LEN} bytes")));
@@ -183,9 +185,21 @@ impl PlayerApi {
         cache: Arc<SnapshotCache>,
         rewards: Arc<RewardDelivery>,
     ) -> Self {
-        let api = Self { store, config, namespace, cache, rewards, views: ArcSwapOption::empty() };
+        let clock = Arc::new(SystemClock);
+        let api = Self { store, config, namespace, cache, rewards, views: ArcSwapOption::empty(), clock };
         api.current();
         api
+    }
+
+    /// Uses `clock` instead of the system clock (tests cross rotation boundaries with it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, to the millisecond both databases keep.
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     pub fn cache(&self) -> &Arc<SnapshotCache> {
@@ -242,12 +256,37 @@ impl PlayerApi {
         }
     }
 
+    /// Moves the player's expired rotating assignments that `wanted` picks to the current period (per their
+    /// `onExpiry`) in one batched write. Returns whether any row was written (the snapshot is then stale).
+    async fn renew_expired(
+        &self,
+        user_id: &str,
+        current: &Current,
+        snapshot: &UserSnapshot,
+        now: DateTime<Utc>,
+        wanted: impl Fn(GoalIndex, &RowState) -> bool,
+    ) -> Result<bool, ApiError> {
+        let renewals: Vec<Renewal> = snapshot
+            .rows()
+            .filter(|(index, row)| row.expires_at.is_some_and(|end| end <= now) && wanted(*index, row))
+            .filter_map(|(index, _)| current.goal_at(index))
+            .filter_map(|goal| period::renewal(user_id, goal, now))
+            .collect();
+        if renewals.is_empty() {
+            return Ok(false);
+        }
+        // Zero rows renewed means a concurrent request renewed them first: the snapshot is stale either way.
+        self.store.renew_assignments(&renewals, now).await?;
+        self.changed(user_id).await;
+        Ok(true)
+    }
+
     /// Every challenge with its goals (`ActiveOnly`: only the player's active goals).
     pub async fn challenges(&self, player: &Player, listing: Listing) -> Result<ChallengeList, ApiError> {
         let user_id = user_id(player)?;
         let current = self.current();
         let snapshot = self.snapshot(user_id, &current).await?;
-        Ok(ChallengeList { view: current.view, snapshot, listing, now: now() })
+        Ok(ChallengeList { view: current.view, snapshot, listing, now: self.now() })
     }
 
     pub async fn challenge(&self, player: &Player, challenge_id: &str) -> Result<OneChallenge, ApiError> {
@@ -255,7 +294,7 @@ impl PlayerApi {
         let current = self.current();
         let (_, challenge) = current.challenge(challenge_id)?;
         let snapshot = self.snapshot(user_id, &current).await?;
-        Ok(OneChallenge { view: current.view, challenge, snapshot, now: now() })
+        Ok(OneChallenge { view: current.view, challenge, snapshot, now: self.now() })
     }
 
     /// Assigns every default goal the player has no row for (goals added to the configuration later included;
@@ -263,13 +302,19 @@ impl PlayerApi {
     pub async fn initialize(&self, player: &Player) -> Result<Initialized, ApiError> {
         let user_id = user_id(player)?;
         let current = self.current();
-        let now = now();
+        let now = self.now();
         let mut snapshot = self.snapshot(user_id, &current).await?;
+        // Goals the player holds whose period ended start the current one (deactivated goals wait for a select).
+        if self.renew_expired(user_id, &current, &snapshot, now, |_, row| row.is_active).await? {
+            snapshot = self.snapshot(user_id, &current).await?;
+        }
+        let mut room = PoolRoom::new(&current, &snapshot);
         let missing: Vec<(GoalIndex, &Goal)> = current
             .catalog()
             .default_goals()
             .filter_map(|goal| current.view.goal_index(&goal.id).map(|index| (index, goal)))
             .filter(|(index, _)| snapshot.row(*index).is_none())
+            .filter(|(index, _)| room.take(current.view.goal(*index).challenge))
             .collect();
         let mut new_assignments = 0;
         if !missing.is_empty() {
@@ -304,7 +349,7 @@ impl PlayerApi {
         let user_id = user_id(player)?;
         let current = self.current();
         let (goal, _) = current.goal_in(challenge_id, goal_id)?;
-        let now = now();
+        let now = self.now();
         let row = self.store.set_goal_active(&self.assignment(user_id, goal, now), active, now).await?;
         self.changed(user_id).await;
         let message = if row.is_active { "Goal activated successfully" } else { "Goal deactivated successfully" };
@@ -364,7 +409,7 @@ impl PlayerApi {
             return Err(ApiError::invalid(codes::INVALID_REQUEST, format!("count must be positive (got {count})")));
         }
         let snapshot = self.snapshot(user_id, &current).await?;
-        let now = now();
+        let now = self.now();
         let candidates: Vec<GoalIndex> = current.view.challenges()[challenge]
             .goals
             .clone()
@@ -399,7 +444,11 @@ impl PlayerApi {
         picked: Vec<GoalIndex>,
         replace_existing: bool,
     ) -> Result<proto::GoalSelectionResponse, ApiError> {
-        let now = now();
+        let now = self.now();
+        let snapshot = self.snapshot(user_id, current).await?;
+        check_pool(current, &snapshot, challenge_id, &picked, replace_existing)?;
+        // A picked goal whose period ended starts the current one first, so the selection does not carry it over.
+        self.renew_expired(user_id, current, &snapshot, now, |index, _| picked.contains(&index)).await?;
         let assignments: Vec<NewAssignment> = picked
             .iter()
             .filter_map(|index| current.goal_at(*index))
@@ -434,7 +483,7 @@ impl PlayerApi {
         let user_id = user_id(player)?;
         let current = self.current();
         let (goal, index) = current.goal_in(challenge_id, goal_id)?;
-        let now = now();
+        let now = self.now();
         let request = ClaimRequest {
             user_id: user_id.to_owned(),
             goal_id: goal.id.clone(),
@@ -474,9 +523,88 @@ impl PlayerApi {
         let (challenge, _) = current.challenge(challenge_id)?;
         Ok(proto::GetRotationStatusResponse {
             challenge_id: challenge.id.clone(),
-            rotation: Some(period::rotation_status(challenge, Utc::now())),
+            rotation: Some(period::rotation_status(challenge, self.now())),
         })
     }
+}
+
+/// Whether a row takes one of its challenge's `poolSize` slots: active and not yet claimed (a claimed goal is done
+/// with, so it frees its slot for the next one).
+fn holds_slot(row: &RowState) -> bool {
+    row.is_active && row.status != GoalStatus::Claimed
+}
+
+/// Free `poolSize` slots per challenge, for assigning default goals.
+struct PoolRoom(Vec<Option<usize>>);
+
+impl PoolRoom {
+    fn new(current: &Current, snapshot: &UserSnapshot) -> Self {
+        let room = current
+            .catalog()
+            .challenges()
+            .iter()
+            .zip(current.view.challenges())
+            .map(|(challenge, view)| {
+                let size = challenge.pool_size? as usize;
+                let held = snapshot.rows_in(view.goals.clone()).iter().filter(|(_, row)| holds_slot(row)).count();
+                Some(size.saturating_sub(held))
+            })
+            .collect();
+        PoolRoom(room)
+    }
+
+    /// Takes a slot of the challenge at `challenge` if one is free (always true without a pool size).
+    fn take(&mut self, challenge: usize) -> bool {
+        match self.0.get_mut(challenge) {
+            Some(Some(0)) => false,
+            Some(Some(free)) => {
+                *free -= 1;
+                true
+            }
+            _ => true,
+        }
+    }
+}
+
+/// A selection may not leave the player holding more than the challenge's `poolSize` goals: asking for more than
+/// the pool at once is invalid (422); adding to a full pool without `replaceExisting` conflicts with what the
+/// player holds (409), since nothing is silently dropped.
+fn check_pool(
+    current: &Current,
+    snapshot: &UserSnapshot,
+    challenge_id: &str,
+    picked: &[GoalIndex],
+    replace_existing: bool,
+) -> Result<(), ApiError> {
+    let (challenge, at) = current.challenge(challenge_id)?;
+    let Some(size) = challenge.pool_size.map(|size| size as usize) else {
+        return Ok(());
+    };
+    if picked.len() > size {
+        return Err(ApiError::new(
+            ErrorKind::Unprocessable,
+            codes::POOL_SIZE_EXCEEDED,
+            format!("challenge '{challenge_id}' lets a player hold {size} goals at once ({} requested)", picked.len()),
+        ));
+    }
+    if replace_existing {
+        return Ok(());
+    }
+    let held = snapshot
+        .rows_in(current.view.challenges()[at].goals.clone())
+        .iter()
+        .filter(|(index, row)| holds_slot(row) && !picked.contains(index))
+        .count();
+    if held + picked.len() > size {
+        return Err(ApiError::conflict(
+            codes::POOL_FULL,
+            format!(
+                "challenge '{challenge_id}' lets a player hold {size} goals at once and {held} are held; \
+                 select with replaceExisting or deactivate a goal first"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn refusal_error(goal: &Goal, refusal: ClaimRefusal) -> ApiError {

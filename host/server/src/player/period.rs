@@ -2,8 +2,10 @@
 //! the rotation status of a challenge. Rotation calendars come from `challenge_core::rotation`.
 
 use challenge_core::config::{Challenge, Goal, GoalKind, RotationType};
+use challenge_core::progress::ProgressSource;
 use challenge_core::rotation::{self, PeriodStatus, RotationStatus};
 use challenge_proto::challenge::v1 as proto;
+use challenge_storage::Renewal;
 use chrono::{DateTime, Utc};
 
 use super::render::timestamp;
@@ -11,6 +13,21 @@ use super::render::timestamp;
 /// When an assignment of `goal` made at `at` expires (`None`: it does not rotate, or never ends).
 pub fn assignment_expiry(goal: &Goal, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
     goal.rotation.as_ref().and_then(|rotation| rotation::expires_at(rotation, at))
+}
+
+/// The renewal of an expired assignment of `goal` for the period containing `now` (a per-user rotation gets a
+/// fresh duration from `now`); `None` when the goal does not rotate.
+pub fn renewal(user_id: &str, goal: &Goal, now: DateTime<Utc>) -> Option<Renewal> {
+    let rotation = goal.rotation.as_ref()?;
+    Some(Renewal {
+        user_id: user_id.to_owned(),
+        goal_id: goal.id.clone(),
+        assigned_at: now,
+        expires_at: rotation::expires_at(rotation, now),
+        reset_progress: rotation.on_expiry.reset_progress,
+        keep_claimed: !rotation.on_expiry.allow_reselection,
+        progress_source: ProgressSource::Stored,
+    })
 }
 
 /// The earliest completion a claim at `now` accepts: a `daily` goal's completion counts on its UTC day only, a
