@@ -7,9 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use challenge_core::progress::ProgressSource;
 use challenge_proto::challenge::events::v1 as batch;
-use challenge_storage::{NewAssignment, Store, StoreOptions};
+use challenge_storage::{Store, StoreOptions};
 use chrono::Utc;
 use common::*;
 use tokio::net::{TcpListener, TcpStream};
@@ -39,19 +38,7 @@ async fn open(url: &str) -> Arc<dyn Store> {
 }
 
 async fn assign_kills(store: &dyn Store, users: &[String]) {
-    let rows: Vec<NewAssignment> = users
-        .iter()
-        .map(|user| NewAssignment {
-            user_id: user.clone(),
-            goal_id: "kills-100".into(),
-            challenge_id: "grind".into(),
-            namespace: NAMESPACE.into(),
-            is_active: true,
-            assigned_at: Some(Utc::now()),
-            expires_at: None,
-            progress_source: ProgressSource::Stored,
-        })
-        .collect();
+    let rows: Vec<_> = users.iter().map(|user| assignment(user, "kills-100", "grind")).collect();
     store.insert_missing_assignments(&rows, Utc::now()).await.unwrap();
 }
 

@@ -72,28 +72,6 @@ fn batch_stat(id: &str, user: &str, code: &str, value: f64, inc: f64) -> batch::
     }
 }
 
-/// Assigns goals (active, no expiry) to a user directly in the store.
-async fn assign(state: &AppState, user: &str, goals: &[&str]) {
-    let config = state.config();
-    let assignments: Vec<NewAssignment> = goals
-        .iter()
-        .map(|goal_id| {
-            let goal = config.catalog.goal(goal_id).expect("goal in the fixture");
-            NewAssignment {
-                user_id: user.into(),
-                goal_id: goal.id.clone(),
-                challenge_id: goal.challenge_id.clone(),
-                namespace: NAMESPACE.into(),
-                is_active: true,
-                assigned_at: Some(Utc::now()),
-                expires_at: None,
-                progress_source: ProgressSource::Stored,
-            }
-        })
-        .collect();
-    state.store.insert_missing_assignments(&assignments, Utc::now()).await.unwrap();
-}
-
 /// The player's goals as shown: (displayed progress, status) by goal id.
 async fn shown(state: &AppState, user: &str) -> HashMap<String, (i64, GoalStatus)> {
     let rows = state.store.user_goals(user, &GoalFilter::default()).await.unwrap();

@@ -157,6 +157,33 @@ impl TestServer {
     }
 }
 
+/// An active assignment without expiry, as the store takes it.
+pub fn assignment(user: &str, goal_id: &str, challenge_id: &str) -> challenge_storage::NewAssignment {
+    challenge_storage::NewAssignment {
+        user_id: user.into(),
+        goal_id: goal_id.into(),
+        challenge_id: challenge_id.into(),
+        namespace: NAMESPACE.into(),
+        is_active: true,
+        assigned_at: Some(chrono::Utc::now()),
+        expires_at: None,
+        progress_source: challenge_core::progress::ProgressSource::Stored,
+    }
+}
+
+/// Assigns configured goals (active, no expiry) to a user directly in the store.
+pub async fn assign(state: &challenge_host::AppState, user: &str, goals: &[&str]) {
+    let config = state.config();
+    let assignments: Vec<_> = goals
+        .iter()
+        .map(|goal_id| {
+            let goal = config.catalog.goal(goal_id).expect("goal in the fixture");
+            assignment(user, &goal.id, &goal.challenge_id)
+        })
+        .collect();
+    state.store.insert_missing_assignments(&assignments, chrono::Utc::now()).await.unwrap();
+}
+
 /// A bearer token for `user_id`, valid for an hour.
 pub fn token(user_id: &str) -> String {
     let claims = json!({
