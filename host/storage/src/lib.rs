@@ -12,6 +12,7 @@ mod postgres;
 mod registry;
 mod registry_postgres;
 mod registry_sqlite;
+mod rotation_runs;
 mod sqlite;
 mod types;
 
@@ -27,6 +28,7 @@ pub use registry::{
     ActivationOutcome, DeleteOutcome, InsertOutcome, NewPluginVersion, PluginActivation, PluginRegistry, PluginStatus,
     PluginVersion, RollbackOutcome,
 };
+pub use rotation_runs::{RotationRun, RotationRuns};
 pub use sqlite::SqliteStore;
 pub use types::{
     ClaimOutcome, ClaimRefusal, ClaimRequest, FlushBatch, FlushOutcome, GoalFilter, GoalWrite, GrantStatus,
@@ -138,6 +140,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The rule plugin registry (versions, activations), in the same database.
     fn registry(&self) -> &dyn PluginRegistry;
+
+    /// Background auto-assignment runs of rotation periods, in the same database.
+    fn rotation_runs(&self) -> &dyn RotationRuns;
 }
 
 /// Opens PostgreSQL for a `postgres://` / `postgresql://` URL, otherwise the SQLite file

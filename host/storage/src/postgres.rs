@@ -340,6 +340,10 @@ impl Store for PostgresStore {
         self
     }
 
+    fn rotation_runs(&self) -> &dyn crate::RotationRuns {
+        self
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

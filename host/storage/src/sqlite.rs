@@ -456,6 +456,10 @@ impl Store for SqliteStore {
         self
     }
 
+    fn rotation_runs(&self) -> &dyn crate::RotationRuns {
+        self
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }

@@ -3,6 +3,8 @@
 mod common;
 
 use challenge_core::progress::{GoalStatus, ProgressSource};
+use std::sync::Arc;
+
 use challenge_storage::{ClaimOutcome, FlushBatch, NewAssignment, Renewal};
 use common::*;
 
@@ -11,6 +13,8 @@ backend_tests! {
         renewal_follows_on_expiry,
         renewal_is_idempotent_and_skips_live_rows,
         renewal_of_many_rows_crosses_chunks,
+        one_owner_per_run_with_takeover_after_the_lease,
+        known_users_come_from_goals_and_stats,
     ],
     unmigrated: [],
 }
@@ -111,4 +115,57 @@ async fn renewal_of_many_rows_crosses_chunks(db: &TestDb) {
     let renewals: Vec<_> = (0..12_345).map(|i| renewal(&format!("user{i}"), "daily", true, false)).collect();
     assert_eq!(db.store.renew_assignments(&renewals, at(150)).await.unwrap(), 12_345);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM user_goal_progress WHERE progress_source = 'stored'").await, 12_345);
+}
+
+async fn one_owner_per_run_with_takeover_after_the_lease(db: &TestDb) {
+    let runs = db.store.rotation_runs();
+    // Eight instances race for the same period: exactly one wins.
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        let store = Arc::clone(&db.store);
+        racers.push(tokio::spawn(async move {
+            store.rotation_runs().claim_run("goal:g", "2026-03-10", &format!("owner{i}"), at(0), at(30)).await
+        }));
+    }
+    let mut winners = Vec::new();
+    for racer in racers {
+        if let Some(run) = racer.await.unwrap().unwrap() {
+            winners.push(run);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let owner = winners[0].owner.clone();
+    assert_eq!((winners[0].cursor.as_str(), winners[0].assigned, winners[0].state.as_str()), ("", 0, "running"));
+
+    assert!(runs.advance_run("goal:g", "2026-03-10", &owner, "user5", 5, at(40)).await.unwrap());
+    assert!(!runs.advance_run("goal:g", "2026-03-10", "intruder", "user9", 9, at(40)).await.unwrap());
+    // While the lease runs nobody else gets it; its owner may claim again (a restart of the same instance).
+    assert!(runs.claim_run("goal:g", "2026-03-10", "other", at(39), at(70)).await.unwrap().is_none());
+    assert!(runs.claim_run("goal:g", "2026-03-10", &owner, at(39), at(70)).await.unwrap().is_some());
+    // After the lease the run is taken over and resumes at the cursor; the old owner can no longer write.
+    let taken = runs.claim_run("goal:g", "2026-03-10", "other", at(70), at(100)).await.unwrap().unwrap();
+    assert_eq!((taken.owner.as_str(), taken.cursor.as_str(), taken.assigned), ("other", "user5", 5));
+    assert!(!runs.advance_run("goal:g", "2026-03-10", &owner, "user6", 1, at(100)).await.unwrap());
+    assert!(!runs.complete_run("goal:g", "2026-03-10", &owner, at(80)).await.unwrap());
+    assert!(runs.complete_run("goal:g", "2026-03-10", "other", at(80)).await.unwrap());
+    let done = runs.run("goal:g", "2026-03-10").await.unwrap().unwrap();
+    assert!(done.is_completed());
+    assert_eq!((done.completed_at, done.started_at), (Some(at(80)), at(0)));
+    // A completed run is never claimed again; another period is a new run.
+    assert!(runs.claim_run("goal:g", "2026-03-10", "late", at(500), at(530)).await.unwrap().is_none());
+    assert!(runs.claim_run("goal:g", "2026-03-11", "late", at(500), at(530)).await.unwrap().is_some());
+    assert!(runs.run("goal:g", "2026-03-12").await.unwrap().is_none());
+}
+
+async fn known_users_come_from_goals_and_stats(db: &TestDb) {
+    let goals: Vec<_> =
+        ["a", "c", "e"].iter().flat_map(|u| [assignment(u, "c1", "g1"), assignment(u, "c1", "g2")]).collect();
+    db.store.insert_missing_assignments(&goals, at(0)).await.unwrap();
+    let stats = ["b", "c", "f"].iter().map(|u| stat_write(u, "kills", Some(1.0), 1, at(1))).collect();
+    db.store.apply_flush(&FlushBatch { stats, goals: vec![], parked: vec![] }).await.unwrap();
+    let runs = db.store.rotation_runs();
+    assert_eq!(runs.known_users("", 100).await.unwrap(), ["a", "b", "c", "e", "f"]);
+    assert_eq!(runs.known_users("", 3).await.unwrap(), ["a", "b", "c"]);
+    assert_eq!(runs.known_users("c", 3).await.unwrap(), ["e", "f"]);
+    assert!(runs.known_users("f", 3).await.unwrap().is_empty());
 }
