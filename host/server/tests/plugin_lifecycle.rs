@@ -129,7 +129,7 @@ async fn the_whole_lifecycle_through_the_rest_api() {
     assert_eq!(activation["activatedBy"], "admin-token");
     let state = server.state();
     assert_eq!(state.rules.resolve("builtin-rules", None).unwrap().version(), "1.0.1");
-    assign(state, "p1", &["kills-100"], NAMESPACE).await;
+    assign(state, "p1", &["kills-100"]).await;
     let mut events = BatchClient::new(server.grpc_channel().await);
     let submit = batch::SubmitEventsRequest { events: vec![stat_event("e1", "p1", "kills", 100.0, NAMESPACE)] };
     assert_eq!(events.submit_events(submit).await.unwrap().into_inner().accepted, 1);

@@ -43,7 +43,7 @@ async fn swapping_the_builtin_rules_under_load_loses_and_doubles_no_event() {
 
     let users: Vec<String> = (0..USERS).map(|i| format!("swap-user-{i}")).collect();
     for user in &users {
-        assign(&state, user, &["kills-100", "kill-10"], NAMESPACE).await;
+        assign(&state, user, &["kills-100", "kill-10"]).await;
     }
 
     let stop = Arc::new(AtomicBool::new(false));

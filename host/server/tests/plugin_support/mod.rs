@@ -5,11 +5,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use challenge_core::progress::ProgressSource;
 use challenge_host::AppState;
 use challenge_proto::challenge::events::v1 as batch;
-use challenge_storage::NewAssignment;
-use chrono::Utc;
 use serde_json::Value;
 
 /// The admin token the test harness configures.
@@ -129,28 +126,6 @@ pub fn assert_error(answer: &(u16, Value), status: u16, code: &str, needle: &str
     assert_eq!(body["errorCode"], code, "{body}");
     let message = body["message"].as_str().unwrap_or_default();
     assert!(message.contains(needle), "message {message:?} should contain {needle:?}");
-}
-
-/// Assigns goals (active, no expiry) to a user directly in the store.
-pub async fn assign(state: &AppState, user: &str, goals: &[&str], namespace: &str) {
-    let config = state.config();
-    let assignments: Vec<NewAssignment> = goals
-        .iter()
-        .map(|goal_id| {
-            let goal = config.catalog.goal(goal_id).expect("goal in the fixture");
-            NewAssignment {
-                user_id: user.into(),
-                goal_id: goal.id.clone(),
-                challenge_id: goal.challenge_id.clone(),
-                namespace: namespace.into(),
-                is_active: true,
-                assigned_at: Some(Utc::now()),
-                expires_at: None,
-                progress_source: ProgressSource::Stored,
-            }
-        })
-        .collect();
-    state.store.insert_missing_assignments(&assignments, Utc::now()).await.unwrap();
 }
 
 pub fn stat_event(id: &str, user: &str, code: &str, value: f64, namespace: &str) -> batch::Event {
