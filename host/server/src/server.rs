@@ -202,6 +202,17 @@ pub async fn start_with_clock(
         worker.await;
         Ok(())
     });
+    if settings.rotation.auto_assign {
+        let assigner = crate::rotation::AutoAssigner::new(
+            store.clone(),
+            config.clone(),
+            redis.clone(),
+            clock.clone(),
+            settings.rotation.clone(),
+            settings.namespace.clone(),
+        );
+        assigner.with_cache(cache.clone()).spawn(stopped.clone(), &mut tasks);
+    }
     let player = Arc::new(
         PlayerApi::new(store.clone(), config.clone(), settings.namespace.clone(), cache, delivery).with_clock(clock),
     );

@@ -39,6 +39,7 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub rewards: RewardSettings,
     pub plugins: PluginSettings,
+    pub rotation: crate::rotation::RotationSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -218,6 +219,7 @@ impl Default for Settings {
             cache: CacheSettings::default(),
             rewards: RewardSettings::default(),
             plugins: PluginSettings::default(),
+            rotation: crate::rotation::RotationSettings::default(),
         }
     }
 }
@@ -336,6 +338,7 @@ impl Settings {
         if r.lease_secs * 1_000 <= r.timeout_ms {
             return Err(SettingsError("rewards.lease_secs must be longer than rewards.timeout_ms".into()));
         }
+        self.rotation.check().map_err(SettingsError)?;
         if self.cache.max_users == 0 || self.cache.ttl_secs == 0 {
             return Err(SettingsError("cache.max_users and cache.ttl_secs must be positive".into()));
         }

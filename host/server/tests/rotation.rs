@@ -22,21 +22,31 @@ struct Rig {
     http: String,
     client: reqwest::Client,
     pool: sqlx::PgPool,
-    _database: TestDatabase,
+    _database: Option<TestDatabase>,
     _data_dir: tempfile::TempDir,
 }
 
 impl Rig {
     async fn start(now: DateTime<Utc>) -> Self {
         let database = TestDatabase::create().await;
+        let url = database.url.clone();
+        Self::open(now, Some(database), &url, None).await
+    }
+
+    /// A server on `url` (owning `database` when given), with Redis when `redis_url` is given; its
+    /// auto-assignment worker looks for new periods every 20 ms.
+    async fn open(now: DateTime<Utc>, database: Option<TestDatabase>, url: &str, redis_url: Option<String>) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let options = TestOptions { challenges: Some(fixture("rotation_challenges.json")), ..TestOptions::default() };
-        let mut settings = test_settings(&options, Some(database.url.clone()), data_dir.path());
+        let options =
+            TestOptions { challenges: Some(fixture("rotation_challenges.json")), redis_url, ..TestOptions::default() };
+        let mut settings = test_settings(&options, Some(url.to_owned()), data_dir.path());
         settings.cache.key_prefix = format!("rot-{}:", uuid::Uuid::new_v4().simple());
+        settings.rotation.tick_ms = 20;
+        settings.rotation.throttle_ms = 0;
         let clock = Arc::new(ManualClock::new(now));
         let server = start_with_clock(settings, clock.clone()).await.expect("server starts");
         let http = format!("http://{}", server.http_addr);
-        let pool = database.pool().await;
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
         Rig {
             server: Some(server),
             clock,
@@ -419,4 +429,80 @@ impl EventSender {
             .await
             .expect("stat event committed");
     }
+}
+
+/// 20,000 known players, two instances sharing the database and Redis: each period is assigned once, by one
+/// instance, and the next period renews the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auto_assignment_reaches_every_known_player_once_per_period_across_two_instances() {
+    let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    auto_assignment_once_per_period(Some(redis)).await;
+}
+
+/// Without Redis the database lease alone keeps the two instances from both running a period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auto_assignment_without_redis_relies_on_the_database_lease() {
+    auto_assignment_once_per_period(None).await;
+}
+
+async fn auto_assignment_once_per_period(redis: Option<String>) {
+    let day1 = t("2026-03-10T00:00:05Z");
+    let database = TestDatabase::create().await;
+    let url = database.url.clone();
+    let first = Rig::open(day1, Some(database), &url, redis.clone()).await;
+    let second = Rig::open(day1, None, &url, redis).await;
+    sqlx::query(
+        "INSERT INTO user_stat_values (user_id, stat_code, value, event_count, updated_at) \
+         SELECT 'p' || lpad(i::text, 6, '0'), 'wins', 1, 1, now() FROM generate_series(1, 20000) AS i",
+    )
+    .execute(&first.pool)
+    .await
+    .unwrap();
+
+    for (day, start, end) in [
+        (t("2026-03-11T00:00:01Z"), "2026-03-11T00:00:00Z", "2026-03-12T00:00:00Z"),
+        (t("2026-03-12T08:00:00Z"), "2026-03-12T00:00:00Z", "2026-03-13T00:00:00Z"),
+    ] {
+        first.clock.set(day);
+        second.clock.set(day);
+        let period_key = t(start).timestamp_millis().to_string();
+        let run: (String, i64, String) = common::eventually(std::time::Duration::from_secs(120), || async {
+            sqlx::query_as(
+                "SELECT state, assigned, owner FROM rotation_runs WHERE run_key = 'goal:auto-wins' AND period_key = $1",
+            )
+            .bind(&period_key)
+            .fetch_optional(&first.pool)
+            .await
+            .unwrap()
+            .filter(|(state, _, _): &(String, i64, String)| state == "completed")
+        })
+        .await;
+        assert_eq!(run.1, 20_000, "every known player assigned once in period {start}: {run:?}");
+        let rows: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM user_goal_progress WHERE goal_id = 'auto-wins' AND assigned_at = $1 AND expires_at = $2",
+        )
+        .bind(day)
+        .bind(t(end))
+        .fetch_one(&first.pool)
+        .await
+        .unwrap();
+        assert_eq!(rows, 20_000, "period {start}");
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_goal_progress WHERE goal_id = 'auto-wins'")
+            .fetch_one(&first.pool)
+            .await
+            .unwrap();
+        assert_eq!(total, 20_000, "renewal reuses the rows");
+    }
+    let completed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM rotation_runs WHERE run_key = 'goal:auto-wins' AND state = 'completed' \
+         AND period_key IN ($1, $2)",
+    )
+    .bind(t("2026-03-11T00:00:00Z").timestamp_millis().to_string())
+    .bind(t("2026-03-12T00:00:00Z").timestamp_millis().to_string())
+    .fetch_one(&first.pool)
+    .await
+    .unwrap();
+    assert_eq!(completed, 2);
+    second.stop().await;
+    first.stop().await;
 }

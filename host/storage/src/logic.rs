@@ -130,6 +130,25 @@ pub(crate) fn last_goal_writes(writes: &[GoalWrite]) -> Result<Vec<&GoalWrite>> 
         .collect())
 }
 
+/// The SET clause of a renewal, shared by both backends: the joined row source `r` has columns `a` (assigned_at),
+/// `e` (expires_at), `x` (reset progress), `k` (keep claimed), `s` (progress source) and `t` (now). A claimed goal
+/// that must stay claimed keeps its state; every other reset clears the row to a fresh assignment.
+macro_rules! renewal_set {
+    () => {
+        concat!(
+            "SET assigned_at = r.a, expires_at = r.e, updated_at = r.t, ",
+            "progress = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN 0 ELSE progress END, ",
+            "status = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN 'not_started' ELSE status END, ",
+            "completed_at = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN NULL ELSE completed_at END, ",
+            "claimed_at = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN NULL ELSE claimed_at END, ",
+            "baseline_value = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN NULL ELSE baseline_value END, ",
+            "plugin_state = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN NULL ELSE plugin_state END, ",
+            "progress_source = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN r.s ELSE progress_source END "
+        )
+    };
+}
+pub(crate) use renewal_set;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,22 +191,3 @@ mod tests {
         assert_eq!(unmet_prerequisites(&required, &["a".to_owned()]), vec!["c".to_owned(), "b".to_owned()]);
     }
 }
-
-/// The SET clause of a renewal, shared by both backends: the joined row source `r` has columns `a` (assigned_at),
-/// `e` (expires_at), `x` (reset progress), `k` (keep claimed), `s` (progress source) and `t` (now). A claimed goal
-/// that must stay claimed keeps its state; every other reset clears the row to a fresh assignment.
-macro_rules! renewal_set {
-    () => {
-        concat!(
-            "SET assigned_at = r.a, expires_at = r.e, updated_at = r.t, ",
-            "progress = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN 0 ELSE progress END, ",
-            "status = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN 'not_started' ELSE status END, ",
-            "completed_at = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN NULL ELSE completed_at END, ",
-            "claimed_at = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN NULL ELSE claimed_at END, ",
-            "baseline_value = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN NULL ELSE baseline_value END, ",
-            "plugin_state = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN NULL ELSE plugin_state END, ",
-            "progress_source = CASE WHEN r.x AND NOT (r.k AND status = 'claimed') THEN r.s ELSE progress_source END "
-        )
-    };
-}
-pub(crate) use renewal_set;

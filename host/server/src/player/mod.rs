@@ -18,7 +18,6 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use challenge_core::config::{self, Challenge, Goal};
 use challenge_core::progress::GoalStatus;
-use challenge_core::progress::ProgressSource;
 use challenge_proto::challenge::v1 as proto;
 use challenge_storage::{
     ClaimOutcome, ClaimRefusal, ClaimRequest, GoalFilter, NewAssignment, NewRewardGrant, Renewal, RewardType, Store,
@@ -244,16 +243,7 @@ impl PlayerApi {
     }
 
     fn assignment(&self, user_id: &str, goal: &Goal, now: DateTime<Utc>) -> NewAssignment {
-        NewAssignment {
-            user_id: user_id.to_owned(),
-            goal_id: goal.id.clone(),
-            challenge_id: goal.challenge_id.clone(),
-            namespace: self.namespace.clone(),
-            is_active: true,
-            assigned_at: Some(now),
-            expires_at: period::assignment_expiry(goal, now),
-            progress_source: ProgressSource::Stored,
-        }
+        period::new_assignment(user_id, goal, &self.namespace, now)
     }
 
     /// Moves the player's expired rotating assignments that `wanted` picks to the current period (per their

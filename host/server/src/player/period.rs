@@ -5,7 +5,7 @@ use challenge_core::config::{Challenge, Goal, GoalKind, RotationType};
 use challenge_core::progress::ProgressSource;
 use challenge_core::rotation::{self, PeriodStatus, RotationStatus};
 use challenge_proto::challenge::v1 as proto;
-use challenge_storage::Renewal;
+use challenge_storage::{NewAssignment, Renewal};
 use chrono::{DateTime, Utc};
 
 use super::render::timestamp;
@@ -13,6 +13,20 @@ use super::render::timestamp;
 /// When an assignment of `goal` made at `at` expires (`None`: it does not rotate, or never ends).
 pub fn assignment_expiry(goal: &Goal, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
     goal.rotation.as_ref().and_then(|rotation| rotation::expires_at(rotation, at))
+}
+
+/// A new active assignment of `goal` to `user_id` made at `now`.
+pub fn new_assignment(user_id: &str, goal: &Goal, namespace: &str, now: DateTime<Utc>) -> NewAssignment {
+    NewAssignment {
+        user_id: user_id.to_owned(),
+        goal_id: goal.id.clone(),
+        challenge_id: goal.challenge_id.clone(),
+        namespace: namespace.to_owned(),
+        is_active: true,
+        assigned_at: Some(now),
+        expires_at: assignment_expiry(goal, now),
+        progress_source: ProgressSource::Stored,
+    }
 }
 
 /// The renewal of an expired assignment of `goal` for the period containing `now` (a per-user rotation gets a
