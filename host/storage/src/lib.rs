@@ -65,6 +65,10 @@ pub trait Store: Send + Sync + 'static {
     /// The user's stat rows, ordered by stat code.
     async fn user_stats(&self, user_id: &str) -> Result<Vec<StatValue>>;
 
+    /// What [`Store::user_goals`] (every row) and [`Store::user_stats`] return, in one statement on one connection:
+    /// the player API's cache-miss read.
+    async fn player_state(&self, user_id: &str) -> Result<(Vec<GoalProgress>, Vec<StatValue>)>;
+
     /// Inserts the assignments that have no row yet (existing rows are untouched) in one transaction.
     /// Returns how many rows were inserted.
     async fn insert_missing_assignments(&self, assignments: &[NewAssignment], now: DateTime<Utc>) -> Result<u64>;

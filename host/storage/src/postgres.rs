@@ -49,6 +49,8 @@ macro_rules! stat_columns {
 
 /// Reward grant leases (kept apart from the rest of the store).
 mod outbox;
+/// The player API's one-statement read.
+mod player;
 
 /// The production store.
 #[derive(Debug, Clone)]
@@ -410,6 +412,10 @@ impl Store for PostgresStore {
             row.as_ref().map(goal_from_row).transpose()
         })
         .await
+    }
+
+    async fn player_state(&self, user_id: &str) -> Result<(Vec<GoalProgress>, Vec<StatValue>)> {
+        instrument("player_state", self.player_rows(user_id)).await
     }
 
     async fn user_stats(&self, user_id: &str) -> Result<Vec<StatValue>> {

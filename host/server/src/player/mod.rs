@@ -20,7 +20,7 @@ use challenge_core::config::{self, Challenge, Goal};
 use challenge_core::progress::GoalStatus;
 use challenge_proto::challenge::v1 as proto;
 use challenge_storage::{
-    ClaimOutcome, ClaimRefusal, ClaimRequest, GoalFilter, NewAssignment, NewRewardGrant, Renewal, RewardType, Store,
+    ClaimOutcome, ClaimRefusal, ClaimRequest, NewAssignment, NewRewardGrant, Renewal, RewardType, Store,
 };
 use chrono::{DateTime, Utc};
 use rand::seq::index::sample;
@@ -230,9 +230,7 @@ impl PlayerApi {
         {
             return Ok(snapshot);
         }
-        let every_goal = GoalFilter::default();
-        let (rows, stats) =
-            tokio::try_join!(self.store.user_goals(user_id, &every_goal), self.store.user_stats(user_id))?;
+        let (rows, stats) = self.store.player_state(user_id).await?;
         let snapshot = Arc::new(UserSnapshot::new(&current.view, &rows, &stats));
         self.cache.put(&lookup, snapshot.clone());
         Ok(snapshot)
