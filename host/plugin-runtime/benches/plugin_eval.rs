@@ -67,22 +67,15 @@ fn request(events: usize, goals: usize) -> EvaluationRequest {
     EvaluationRequest { user_id: "bench-user".into(), events, goals }
 }
 
-/// The native side: the same mapping the builtin plugin does, onto the same rules code.
+/// The native side: the same mapping the builtin plugin does, onto the same rules code. (The enums are shared: the
+/// host's are those of `challenge-plugin-wire`, which `challenge-rules-logic` uses too.)
 fn native_evaluate(request: &EvaluationRequest) -> Vec<GoalUpdate> {
-    let status = |s: GoalStatus| match s {
-        GoalStatus::NotStarted => logic::Status::NotStarted,
-        GoalStatus::InProgress => logic::Status::InProgress,
-        GoalStatus::Completed => logic::Status::Completed,
-        GoalStatus::Claimed => logic::Status::Claimed,
-    };
     let events: Vec<logic::Event<'_>> = request
         .events
         .iter()
         .map(|e| logic::Event {
-            kind: match e.kind {
-                EventKind::Login => logic::EventKind::Login,
-                EventKind::Statistic => logic::EventKind::Statistic,
-            },
+            id: &e.id,
+            kind: e.kind,
             stat_code: &e.stat_code,
             value: e.value,
             increment: e.increment,
@@ -93,46 +86,32 @@ fn native_evaluate(request: &EvaluationRequest) -> Vec<GoalUpdate> {
     let goals: Vec<logic::Goal<'_>> = request
         .goals
         .iter()
-        .map(|g| {
-            let mode = match g.spec.progress_mode {
-                ProgressMode::Absolute => logic::ProgressMode::Absolute,
-                ProgressMode::Relative => logic::ProgressMode::Relative,
-            };
-            logic::Goal {
-                stat_code: &g.spec.stat_code,
-                target: g.spec.target,
-                rule: logic::Rule::from_spec(&g.spec.kind, mode, g.spec.daily).expect("bench goals are valid"),
-                state: logic::GoalState {
-                    progress: g.state.progress,
-                    status: status(g.state.status),
-                    completed_at_ms: g.state.completed_at_ms,
-                    baseline: g.state.baseline,
-                    last_counted_day: logic::decode_day_state(g.state.state.as_deref()),
-                },
-            }
+        .map(|g| logic::Goal {
+            stat_code: &g.spec.stat_code,
+            target: g.spec.target,
+            rule: logic::Rule::from_spec(&g.spec.kind, g.spec.progress_mode, g.spec.daily)
+                .expect("bench goals are valid"),
+            state: logic::GoalState {
+                progress: g.state.progress,
+                status: g.state.status,
+                completed_at_ms: g.state.completed_at_ms,
+                baseline: g.state.baseline,
+                last_counted_day: logic::decode_day_state(g.state.state.as_deref()),
+            },
         })
         .collect();
-    let mut updates = Vec::new();
+    let mut updates = Vec::with_capacity(goals.len());
     logic::evaluate(&goals, &events, &mut updates);
     updates
         .into_iter()
         .map(|u| GoalUpdate {
             goal_index: u.goal_index,
             progress: u.state.progress,
-            status: match u.state.status {
-                logic::Status::NotStarted => GoalStatus::NotStarted,
-                logic::Status::InProgress => GoalStatus::InProgress,
-                logic::Status::Completed => GoalStatus::Completed,
-                logic::Status::Claimed => GoalStatus::Claimed,
-            },
+            status: u.state.status,
             completed_at_ms: u.state.completed_at_ms,
             baseline: u.state.baseline,
             state: u.state.last_counted_day.map(|d| logic::encode_day_state(d).to_vec()),
-            source: match u.source {
-                logic::Source::Stored => ProgressSource::Stored,
-                logic::Source::StatValue => ProgressSource::StatValue,
-                logic::Source::EventCount => ProgressSource::EventCount,
-            },
+            source: u.source,
         })
         .collect()
 }

@@ -1,8 +1,12 @@
 //! Sandboxed WebAssembly component host for goal-rule plugins.
 //!
-//! Rule plugins implement the `challenge:rules/rule-plugin` world (`/wit/rules.wit`): they export `rules`
+//! Rule plugins implement the `challenge:rules/rule-plugin@0.2.0` world (`/wit/rules.wit`): they export `rules`
 //! (`describe`, `validate-params`, `evaluate`) and may import only `challenge:rules/log`. No WASI, so evaluation is
 //! deterministic and replayable: time arrives with the events.
+//!
+//! Callers work with plain owned types ([`EvaluationRequest`], [`GoalUpdate`], ...). For each call the runtime packs
+//! the request into the WIT's compact `packed-request` bytes and unpacks and checks the plugin's `packed-updates`
+//! (crate `challenge-plugin-wire`): one copy each way instead of one canonical-ABI step per string and field.
 //!
 //! ```no_run
 //! use challenge_plugin_runtime::*;
@@ -28,15 +32,13 @@ mod error;
 mod limits;
 mod plugin;
 mod runtime;
+mod types;
 
 pub use error::PluginError;
 pub use limits::PluginLimits;
 pub use plugin::{LoadedPlugin, PoolStats, request_size};
-pub use runtime::{ALLOWED_IMPORTS, PluginRuntime, RuntimeOptions};
-
-/// Plugin-facing types, generated from the WIT and used directly on the host side so requests are lowered into the
-/// guest without an intermediate conversion.
-pub use bindings::exports::challenge::rules::rules::{
+pub use runtime::{ALLOWED_IMPORTS, PluginRuntime, RuntimeOptions, WIT_WORLD};
+pub use types::{
     EvaluationRequest, Event, EventKind, GoalInput, GoalSpec, GoalState, GoalStatus, GoalUpdate, PluginInfo,
     ProgressMode, ProgressSource,
 };
@@ -45,7 +47,6 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "rule-plugin",
-        additional_derives: [PartialEq],
     });
 }
 

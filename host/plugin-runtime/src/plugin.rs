@@ -1,6 +1,7 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use challenge_plugin_wire::{self as wire, PackedUpdates};
 use metrics::{Counter, Histogram};
 use wasmtime::{Engine, Store, Trap};
 
@@ -8,10 +9,12 @@ use crate::bindings::{RulePlugin, RulePluginPre};
 use crate::error::PluginError;
 use crate::limits::{HostState, PluginIdent, PluginLimits};
 use crate::runtime::Caps;
-use crate::{EvaluationRequest, GoalSpec, GoalStatus, GoalUpdate, PluginInfo};
+use crate::{EvaluationRequest, Event, GoalInput, GoalSpec, GoalStatus, GoalUpdate, PluginInfo};
 
 /// Most extra stat codes `validate-params` may return for one goal.
 const MAX_EXTRA_STAT_CODES: usize = 256;
+/// A warm instance keeps its request buffer between calls unless a large request grew it beyond this.
+const KEEP_PACKED_BYTES: usize = 256 << 10;
 
 /// A loaded plugin version: its compiled component ready to instantiate, its limits and a pool of warm instances.
 /// `Send + Sync`; calls are synchronous and CPU-bound, so run them on threads that may block.
@@ -51,6 +54,8 @@ struct Warm {
     store: Store<HostState>,
     plugin: RulePlugin,
     generation: u64,
+    /// Buffer the requests for this instance are packed into.
+    packed: Vec<u8>,
 }
 
 struct PluginMetrics {
@@ -90,8 +95,10 @@ impl LoadedPlugin {
         let loading =
             Arc::new(PluginIdent { name: format!("sha256:{}", hex::encode(&sha256[..8])), version: "?".into() });
         let mut warm = instantiate(&engine, &pre, &loading, &limits, 0)?;
-        let info = call(&mut warm, &limits, |store, plugin| plugin.challenge_rules_rules().call_describe(store))
-            .map_err(|e| PluginError::InvalidComponent(format!("describe() failed: {e}")))?;
+        let info: PluginInfo =
+            call(&mut warm, &limits, |store, plugin| plugin.challenge_rules_rules().call_describe(store))
+                .map_err(|e| PluginError::InvalidComponent(format!("describe() failed: {e}")))?
+                .into();
         check_info(&info)?;
 
         let ident = Arc::new(PluginIdent { name: info.name.clone(), version: info.version.clone() });
@@ -159,9 +166,10 @@ impl LoadedPlugin {
     /// Checks a goal's configuration. `Ok` holds the stat codes the goal listens to besides its own;
     /// [`PluginError::Rejected`] carries the plugin's reason for refusing it.
     pub fn validate_params(&self, goal: &GoalSpec) -> Result<Vec<String>, PluginError> {
+        let goal = goal.to_wit();
         let result = self.with_instance(|warm, limits| {
             let codes =
-                call(warm, limits, |store, plugin| plugin.challenge_rules_rules().call_validate_params(store, goal))?
+                call(warm, limits, |store, plugin| plugin.challenge_rules_rules().call_validate_params(store, &goal))?
                     .map_err(PluginError::Rejected)?;
             if codes.len() > MAX_EXTRA_STAT_CODES || codes.iter().any(|c| c.is_empty()) {
                 return Err(PluginError::BadOutput(format!(
@@ -190,11 +198,22 @@ impl LoadedPlugin {
             if size > limits.max_input_bytes {
                 return Err(PluginError::InputTooLarge { size, limit: limits.max_input_bytes });
             }
-            let mut updates =
-                call(warm, limits, |store, plugin| plugin.challenge_rules_rules().call_evaluate(store, request))?
-                    .map_err(PluginError::Rejected)?;
-            check_updates(&mut updates, request, limits)?;
-            Ok(updates)
+            let mut packed = std::mem::take(&mut warm.packed);
+            wire::encode_request(
+                &mut packed,
+                &request.user_id,
+                &request.events,
+                Event::view,
+                &request.goals,
+                GoalInput::view,
+            )
+            .map_err(|_| PluginError::InputTooLarge { size, limit: u32::MAX as usize })?;
+            let answer =
+                call(warm, limits, |store, plugin| plugin.challenge_rules_rules().call_evaluate(store, &packed));
+            if packed.capacity() <= KEEP_PACKED_BYTES {
+                warm.packed = packed;
+            }
+            unpack_updates(&answer?.map_err(PluginError::Rejected)?, request, limits)
         });
         self.metrics.seconds.record(started.elapsed().as_secs_f64());
         if let Err(e) = &result {
@@ -311,7 +330,7 @@ fn instantiate(
     store.set_hostcall_fuel(limits.output_copy_budget());
     store.set_fuel(limits.fuel_per_call).map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
     match pre.instantiate(&mut store) {
-        Ok(plugin) => Ok(Warm { store, plugin, generation }),
+        Ok(plugin) => Ok(Warm { store, plugin, generation, packed: Vec::new() }),
         Err(e) => Err(match classify(&e, store.data()) {
             // Not a guest fault: the pool or the limits left no room for another instance.
             PluginError::BadOutput(detail) => PluginError::OutOfMemory(format!("could not instantiate: {detail}")),
@@ -361,18 +380,22 @@ fn check_info(info: &PluginInfo) -> Result<(), PluginError> {
     Ok(())
 }
 
-/// Checks a plugin's answer against the request and limits, clamping negative progress to 0.
-fn check_updates(
-    updates: &mut [GoalUpdate],
+/// Unpacks a plugin's answer and checks it against the request and limits, clamping negative progress to 0. The
+/// update count is checked before anything is copied, and each state's size before it is copied.
+fn unpack_updates(
+    packed: &[u8],
     request: &EvaluationRequest,
     limits: &PluginLimits,
-) -> Result<(), PluginError> {
+) -> Result<Vec<GoalUpdate>, PluginError> {
     let bad = |detail: String| Err(PluginError::BadOutput(detail));
+    let updates = PackedUpdates::parse(packed).map_err(|e| PluginError::BadOutput(e.to_string()))?;
     if updates.len() > limits.max_output_updates {
         return bad(format!("{} updates, limit {}", updates.len(), limits.max_output_updates));
     }
     let mut seen = vec![false; if updates.len() > 1 { request.goals.len() } else { 0 }];
-    for update in updates.iter_mut() {
+    let mut unpacked = Vec::with_capacity(updates.len());
+    for update in updates.iter() {
+        let update = update.map_err(|e| PluginError::BadOutput(e.to_string()))?;
         let index = update.goal_index as usize;
         let Some(goal) = request.goals.get(index) else {
             return bad(format!("goal-index {index} out of range ({} goals in the request)", request.goals.len()));
@@ -392,7 +415,7 @@ fn check_updates(
         if update.status == GoalStatus::Completed && update.completed_at_ms.is_none() {
             return bad(format!("goal '{}' completed without completed-at-ms", goal.spec.goal_id));
         }
-        if let Some(state) = &update.state
+        if let Some(state) = update.state
             && state.len() > limits.max_state_bytes
         {
             return bad(format!(
@@ -402,9 +425,11 @@ fn check_updates(
                 limits.max_state_bytes
             ));
         }
+        let mut update = update.to_owned();
         update.progress = update.progress.max(0);
+        unpacked.push(update);
     }
-    Ok(())
+    Ok(unpacked)
 }
 
 /// Estimated size of a request in bytes: its strings and blobs plus a fixed cost per event and goal (roughly their

@@ -12,7 +12,10 @@ use crate::limits::{HostState, PluginLimits};
 use crate::plugin::LoadedPlugin;
 
 /// The only imports a rule plugin may have.
-pub const ALLOWED_IMPORTS: &[&str] = &["challenge:rules/log@0.1.0"];
+pub const ALLOWED_IMPORTS: &[&str] = &["challenge:rules/log@0.2.0"];
+
+/// The WIT world rule plugins implement (`/wit/rules.wit`).
+pub const WIT_WORLD: &str = "challenge:rules/rule-plugin@0.2.0";
 
 /// Engine-wide settings. The defaults suit a small (2-core) host running a handful of plugins.
 #[derive(Debug, Clone)]
@@ -123,12 +126,12 @@ impl PluginRuntime {
         let pre =
             self.linker.instantiate_pre(&component).map_err(|e| PluginError::InvalidComponent(format!("{e:#}")))?;
         let pre = RulePluginPre::new(pre).map_err(|e| {
-            PluginError::InvalidComponent(format!("the component does not export challenge:rules/rules@0.1.0: {e:#}"))
+            PluginError::InvalidComponent(format!("the component does not export challenge:rules/rules@0.2.0: {e:#}"))
         })?;
         LoadedPlugin::start(self.engine.clone(), pre, sha256, self.caps, limits)
     }
 
-    /// Names of everything a component imports (for example `challenge:rules/log@0.1.0`), without loading it.
+    /// Names of everything a component imports (for example `challenge:rules/log@0.2.0`), without loading it.
     pub fn inspect_imports(&self, bytes: &[u8]) -> Result<Vec<String>, PluginError> {
         let sha256: [u8; 32] = Sha256::digest(bytes).into();
         Ok(component_imports(&self.compile(bytes, &sha256)?, &self.engine))

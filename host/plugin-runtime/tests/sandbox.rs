@@ -95,6 +95,11 @@ fn malformed_outputs_are_refused() {
         ("duplicate", "updated twice"),
         ("claimed", "only the host claims"),
         ("no-time", "without completed-at-ms"),
+        // Answers that are not valid packed updates at all.
+        ("truncated", "truncated"),
+        ("bad-status", "status code 9 is out of range"),
+        ("bad-span", "state span out of range"),
+        ("bad-flags", "invalid flag byte 0x84"),
     ] {
         match plugin.evaluate(&user(who)) {
             Err(PluginError::BadOutput(detail)) => assert!(detail.contains(expected), "{who}: {detail}"),
@@ -180,7 +185,7 @@ fn built_guests_import_only_the_log_interface() {
         let imports = RUNTIME.inspect_imports(&artifact(name)).unwrap();
         assert!(imports.iter().all(|i| ALLOWED_IMPORTS.contains(&i.as_str())), "{name} imports {imports:?}");
     }
-    assert_eq!(RUNTIME.inspect_imports(&artifact("trap")).unwrap(), ["challenge:rules/log@0.1.0"]);
+    assert_eq!(RUNTIME.inspect_imports(&artifact("trap")).unwrap(), ["challenge:rules/log@0.2.0"]);
 }
 
 #[test]
@@ -190,7 +195,7 @@ fn components_importing_anything_else_are_refused() {
     match RUNTIME.load(&wasi, PluginLimits::default()) {
         Err(PluginError::InvalidComponent(detail)) => {
             assert!(
-                detail.contains("wasi:") && detail.contains("may import only challenge:rules/log@0.1.0"),
+                detail.contains("wasi:") && detail.contains("may import only challenge:rules/log@0.2.0"),
                 "{detail}"
             )
         }

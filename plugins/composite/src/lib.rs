@@ -28,11 +28,11 @@ struct Params {
     weights: BTreeMap<String, f64>,
 }
 
-fn params(spec: &GoalSpec) -> Result<Params, String> {
+fn params(spec: &GoalSpec<'_>) -> Result<Params, String> {
     if spec.kind != KIND {
         return Err(alloc::format!("unsupported kind '{}' (this plugin evaluates '{KIND}')", spec.kind));
     }
-    let params: Params = parse_params(&spec.params)?;
+    let params: Params = parse_params(spec.params)?;
     if params.weights.is_empty() || params.weights.len() > MAX_WEIGHTS {
         return Err(alloc::format!("weights must name between 1 and {MAX_WEIGHTS} stat codes"));
     }
@@ -75,12 +75,12 @@ impl Guest for CompositeRules {
         )
     }
 
-    fn validate_params(goal: GoalSpec) -> Result<Vec<String>, String> {
+    fn validate_params(goal: GoalSpec<'_>) -> Result<Vec<String>, String> {
         let params = params(&goal)?;
-        Ok(params.weights.into_keys().filter(|code| *code != goal.stat_code).collect())
+        Ok(params.weights.into_keys().filter(|code| code != goal.stat_code).collect())
     }
 
-    fn evaluate(request: EvaluationRequest) -> Result<Vec<GoalUpdate>, String> {
+    fn evaluate(request: EvaluationRequest<'_>) -> Result<Vec<GoalUpdate>, String> {
         let mut updates = Vec::new();
         for (index, input) in request.goals.iter().enumerate() {
             let weights =
@@ -89,8 +89,8 @@ impl Guest for CompositeRules {
             if old.status == GoalStatus::Claimed {
                 continue;
             }
-            let mut values = decode_values(old.state.as_deref(), weights.len());
-            let mut new = GoalState { state: None, ..old.clone() };
+            let mut values = decode_values(old.state, weights.len());
+            let mut new = GoalState { state: None, ..*old };
             let mut touched = false;
             for event in &request.events {
                 let Some(slot) = weights.keys().position(|code| *code == event.stat_code) else { continue };
@@ -107,8 +107,9 @@ impl Guest for CompositeRules {
             if !touched {
                 continue;
             }
-            new.state = Some(encode_values(&values));
-            updates.extend(update_if_changed(index, old, new, ProgressSource::Stored));
+            let encoded = encode_values(&values);
+            new.state = Some(&encoded);
+            updates.extend(update_if_changed(index, old, &new, ProgressSource::Stored));
         }
         Ok(updates)
     }

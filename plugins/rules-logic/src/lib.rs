@@ -1,8 +1,9 @@
 //! The built-in goal rules ("absolute", "increment", "daily") as plain Rust.
 //!
-//! This crate knows nothing about WIT or Wasm: the `builtin-rules` plugin maps its component types onto these and the
-//! host benchmarks compare the plugin against this same code compiled natively. Everything borrows from the caller's
-//! request so that evaluation allocates only its output.
+//! This crate knows nothing about WIT or Wasm. Events and the enums are the plain types of `challenge-plugin-wire`
+//! (which the guest SDK hands to plugins), so the `builtin-rules` plugin evaluates a request's events as they are;
+//! the host benchmarks compare the plugin against this same code compiled natively. Everything borrows from the
+//! caller's request so that evaluation allocates only its output.
 //!
 //! Semantics, per goal and per event whose stat code equals the goal's, in event order:
 //! - Claimed goals never change.
@@ -36,6 +37,13 @@ pub const fn utc_day(timestamp_ms: i64) -> i64 {
     timestamp_ms.div_euclid(MS_PER_DAY)
 }
 
+/// Whether two stat codes are equal. Requests packed by the host share one copy of each repeated stat code, so the
+/// pointer comparison usually decides without comparing bytes (a per-pair cost in the guest's inner loop).
+#[inline]
+pub fn same_code(a: &str, b: &str) -> bool {
+    core::ptr::eq(a, b) || a == b
+}
+
 /// Integer progress from a stat value: truncation toward zero as the reference does, saturating at the `i64` range
 /// and mapping NaN to 0.
 pub fn stat_value_as_progress(value: f64) -> i64 {
@@ -43,47 +51,11 @@ pub fn stat_value_as_progress(value: f64) -> i64 {
     value as i64
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    Login,
-    Statistic,
-}
-
-/// One event, borrowing its stat code from the request.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Event<'a> {
-    pub kind: EventKind,
-    pub stat_code: &'a str,
-    /// Latest stat value (0 for logins).
-    pub value: f64,
-    /// The producer's increment (1 for logins).
-    pub increment: f64,
-    /// Events seen for this (user, stat code), this one included.
-    pub sequence: i64,
-    pub timestamp_ms: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProgressMode {
-    Absolute,
-    Relative,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    NotStarted,
-    InProgress,
-    Completed,
-    Claimed,
-}
-
-/// How the host may derive progress without a write (mirrors the WIT `progress-source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Stored,
-    StatValue,
-    EventCount,
-}
+/// A goal's status (the WIT `goal-status`).
+pub use challenge_plugin_wire::GoalStatus as Status;
+/// How the host may derive progress without a write (the WIT `progress-source`).
+pub use challenge_plugin_wire::ProgressSource as Source;
+pub use challenge_plugin_wire::{Event, EventKind, ProgressMode};
 
 /// A goal's configuration reduced to the behaviour it selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +180,7 @@ pub fn evaluate(goals: &[Goal<'_>], events: &[Event<'_>], out: &mut Vec<Update>)
         }
         let mut state = goal.state;
         let mut source = None;
-        for event in events.iter().filter(|e| e.stat_code == goal.stat_code) {
+        for event in events.iter().filter(|e| same_code(e.stat_code, goal.stat_code)) {
             if let Some(applied) = apply(goal.rule, goal.target, &mut state, event) {
                 source = Some(applied);
             }
@@ -302,11 +274,19 @@ mod tests {
     const DAY: i64 = MS_PER_DAY;
 
     fn stat(code: &str, value: f64, increment: f64, sequence: i64, ts: i64) -> Event<'_> {
-        Event { kind: EventKind::Statistic, stat_code: code, value, increment, sequence, timestamp_ms: ts }
+        Event { id: "", kind: EventKind::Statistic, stat_code: code, value, increment, sequence, timestamp_ms: ts }
     }
 
     fn login(code: &str, sequence: i64, ts: i64) -> Event<'_> {
-        Event { kind: EventKind::Login, stat_code: code, value: 0.0, increment: 1.0, sequence, timestamp_ms: ts }
+        Event {
+            id: "",
+            kind: EventKind::Login,
+            stat_code: code,
+            value: 0.0,
+            increment: 1.0,
+            sequence,
+            timestamp_ms: ts,
+        }
     }
 
     fn goal(rule: Rule, target: i64) -> Goal<'static> {

@@ -1,6 +1,6 @@
 //! Guest SDK for challenge rule plugins.
 //!
-//! A plugin is a `no_std` `cdylib` built for `wasm32-wasip2` that implements [`Guest`] and calls [`export!`]:
+//! A plugin is a `no_std` `cdylib` built for `wasm32-wasip2` that implements [`Guest`] and calls [`export_plugin!`]:
 //!
 //! ```ignore
 //! #![no_std]
@@ -11,6 +11,10 @@
 //! export_plugin!(MyRules);
 //! ```
 //!
+//! [`Guest::evaluate`] gets the request as borrowed views ([`EvaluationRequest`], [`Event`], [`GoalInput`]) and
+//! returns owned [`GoalUpdate`]s. On the wire, `evaluate` exchanges packed bytes (`wit/rules.wit`, crate
+//! `challenge-plugin-wire`), which this SDK decodes and encodes so plugins never deal with the packing.
+//!
 //! [`export_plugin!`] also supplies the global allocator and panic handler, so a plugin's component imports nothing
 //! but `challenge:rules/log`: no WASI, no clock, no randomness.
 #![no_std]
@@ -19,6 +23,7 @@ extern crate alloc;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::marker::PhantomData;
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -28,19 +33,87 @@ wit_bindgen::generate!({
 });
 
 pub use challenge::rules::log::Level;
-pub use challenge_rules_logic::{MS_PER_DAY, stat_value_as_progress, utc_day};
-pub use exports::challenge::rules::rules::{
-    EvaluationRequest, Event, EventKind, GoalInput, GoalSpec, GoalState, GoalStatus, GoalUpdate, Guest, PluginInfo,
-    ProgressMode, ProgressSource,
+pub use challenge_plugin_wire::{
+    DecodeError, EvaluationRequest, Event, EventKind, GoalInput, GoalSpec, GoalState, GoalStatus, GoalUpdate,
+    ProgressMode, ProgressSource, decode_request, encode_updates,
 };
+pub use challenge_rules_logic::{MS_PER_DAY, same_code, stat_value_as_progress, utc_day};
+pub use exports::challenge::rules::rules::PluginInfo;
+
+use exports::challenge::rules::rules as wit;
+
+/// A rule plugin: what [`export_plugin!`] exports as the component's `rules` interface.
+pub trait Guest {
+    /// Name, version, description, goal kinds and params schema; asked once when the host loads the plugin.
+    fn describe() -> PluginInfo;
+
+    /// Checks a goal's configuration at load time. `Err` rejects the goal with a message for the operator; `Ok`
+    /// lists the stat codes the goal listens to beyond its own `stat_code` (empty for single-stat rules).
+    fn validate_params(goal: GoalSpec<'_>) -> Result<Vec<String>, String>;
+
+    /// Applies the request's events, in order, to its goals and returns one update per goal whose state changed
+    /// (`goal_index` is the goal's position in `request.goals`). `Err` fails the whole call.
+    fn evaluate(request: EvaluationRequest<'_>) -> Result<Vec<GoalUpdate>, String>;
+
+    /// `evaluate` on the packed bytes. The default decodes, calls [`Guest::evaluate`] and encodes; override it only
+    /// to work on the packed form directly (the runtime's tests use this to send malformed answers).
+    fn evaluate_packed(request: &[u8]) -> Result<Vec<u8>, String> {
+        evaluate_packed::<Self>(request)
+    }
+}
+
+/// The default [`Guest::evaluate_packed`].
+pub fn evaluate_packed<P: Guest + ?Sized>(request: &[u8]) -> Result<Vec<u8>, String> {
+    let request = decode_request(request).map_err(|e| alloc::format!("unreadable request: {e}"))?;
+    let updates = P::evaluate(request)?;
+    let mut out = Vec::new();
+    encode_updates(&updates, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Adapts a [`Guest`] to the generated WIT bindings; used by [`export_plugin!`].
+#[doc(hidden)]
+pub struct __Export<P>(PhantomData<P>);
+
+impl<P: Guest> wit::Guest for __Export<P> {
+    fn describe() -> PluginInfo {
+        P::describe()
+    }
+
+    fn validate_params(goal: wit::GoalSpec) -> Result<Vec<String>, String> {
+        P::validate_params(GoalSpec {
+            goal_id: &goal.goal_id,
+            kind: &goal.kind,
+            stat_code: &goal.stat_code,
+            target: goal.target,
+            progress_mode: match goal.progress_mode {
+                wit::ProgressMode::Absolute => ProgressMode::Absolute,
+                wit::ProgressMode::Relative => ProgressMode::Relative,
+            },
+            daily: goal.daily,
+            params: &goal.params,
+        })
+    }
+
+    fn evaluate(request: Vec<u8>) -> Result<Vec<u8>, String> {
+        P::evaluate_packed(&request)
+    }
+}
 
 /// Exports a [`Guest`] implementation as the plugin's `rules` and sets up the no_std guest runtime: a small global
 /// allocator (talc), the canonical-ABI `cabi_realloc` hook (std would provide it) and a panic handler that traps, so
 /// the host discards the instance and reports the failed call. Use once, in the plugin's `cdylib` crate.
+///
+/// `export_plugin!(MyRules, std)` exports without the runtime, for a guest that links std (which the host refuses
+/// to load: std imports WASI; only the runtime's tests build one).
 #[macro_export]
 macro_rules! export_plugin {
-    ($plugin:ident) => {
-        $crate::export!($plugin);
+    ($plugin:ty, std) => {
+        type __ChallengePluginExport = $crate::__Export<$plugin>;
+        $crate::export!(__ChallengePluginExport with_types_in $crate);
+    };
+    ($plugin:ty) => {
+        $crate::export_plugin!($plugin, std);
 
         // Test builds link std, which brings its own.
         #[cfg(all(target_family = "wasm", not(target_feature = "atomics"), not(test)))]
@@ -115,31 +188,29 @@ pub fn parse_params<T: serde::de::DeserializeOwned>(params: &str) -> Result<T, S
 
 /// Status after an event that moved a goal: completion is sticky (status and time are kept), otherwise completed at
 /// `timestamp_ms` when `reached`, else in progress. Claimed goals must not be passed here.
-pub fn settle(state: &mut GoalState, reached: bool, timestamp_ms: i64) {
-    let mut status = to_logic_status(state.status);
-    challenge_rules_logic::settle(&mut status, &mut state.completed_at_ms, reached, timestamp_ms);
-    state.status = from_logic_status(status);
+pub fn settle(state: &mut GoalState<'_>, reached: bool, timestamp_ms: i64) {
+    challenge_rules_logic::settle(&mut state.status, &mut state.completed_at_ms, reached, timestamp_ms);
 }
 
 /// The request's events for one stat code, in order.
-pub fn events_for<'a>(events: &'a [Event], stat_code: &'a str) -> impl Iterator<Item = &'a Event> + 'a {
-    events.iter().filter(move |e| e.stat_code == stat_code)
+pub fn events_for<'r, 'a>(events: &'r [Event<'a>], stat_code: &'r str) -> impl Iterator<Item = &'r Event<'a>> + 'r {
+    events.iter().filter(move |e| same_code(e.stat_code, stat_code))
 }
 
-/// Builds the update for goal `index` if `new` differs from the goal's input state.
-pub fn update_if_changed(index: usize, old: &GoalState, new: GoalState, source: ProgressSource) -> Option<GoalUpdate> {
-    let changed = old.progress != new.progress
-        || old.status != new.status
-        || old.completed_at_ms != new.completed_at_ms
-        || old.baseline != new.baseline
-        || old.state != new.state;
-    changed.then_some(GoalUpdate {
+/// Builds the update for goal `index` if `new` differs from the goal's input state (copying its state bytes).
+pub fn update_if_changed(
+    index: usize,
+    old: &GoalState<'_>,
+    new: &GoalState<'_>,
+    source: ProgressSource,
+) -> Option<GoalUpdate> {
+    (old != new).then(|| GoalUpdate {
         goal_index: index as u32,
         progress: new.progress,
         status: new.status,
         completed_at_ms: new.completed_at_ms,
         baseline: new.baseline,
-        state: new.state,
+        state: new.state.map(<[u8]>::to_vec),
         source,
     })
 }
@@ -152,25 +223,5 @@ pub fn plugin_info(name: &str, version: &str, description: &str, kinds: &[&str],
         description: description.to_string(),
         kinds: kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
         params_schema: params_schema.to_string(),
-    }
-}
-
-pub fn to_logic_status(status: GoalStatus) -> challenge_rules_logic::Status {
-    use challenge_rules_logic::Status;
-    match status {
-        GoalStatus::NotStarted => Status::NotStarted,
-        GoalStatus::InProgress => Status::InProgress,
-        GoalStatus::Completed => Status::Completed,
-        GoalStatus::Claimed => Status::Claimed,
-    }
-}
-
-pub fn from_logic_status(status: challenge_rules_logic::Status) -> GoalStatus {
-    use challenge_rules_logic::Status;
-    match status {
-        Status::NotStarted => GoalStatus::NotStarted,
-        Status::InProgress => GoalStatus::InProgress,
-        Status::Completed => GoalStatus::Completed,
-        Status::Claimed => GoalStatus::Claimed,
     }
 }

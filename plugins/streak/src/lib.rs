@@ -25,11 +25,11 @@ struct Params {
     days: u32,
 }
 
-fn params(spec: &GoalSpec) -> Result<Params, String> {
+fn params(spec: &GoalSpec<'_>) -> Result<Params, String> {
     if spec.kind != KIND {
         return Err(alloc::format!("unsupported kind '{}' (this plugin evaluates '{KIND}')", spec.kind));
     }
-    let params: Params = parse_params(&spec.params)?;
+    let params: Params = parse_params(spec.params)?;
     if params.days == 0 || params.days > MAX_DAYS {
         return Err(alloc::format!("days must be between 1 and {MAX_DAYS}"));
     }
@@ -51,10 +51,10 @@ impl Streak {
         Some(Streak { last_day: i64::from_le_bytes(day), length: u32::from_le_bytes(length) })
     }
 
-    fn encode(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(12);
-        out.extend_from_slice(&self.last_day.to_le_bytes());
-        out.extend_from_slice(&self.length.to_le_bytes());
+    fn encode(self) -> [u8; 12] {
+        let mut out = [0; 12];
+        out[..8].copy_from_slice(&self.last_day.to_le_bytes());
+        out[8..].copy_from_slice(&self.length.to_le_bytes());
         out
     }
 
@@ -81,11 +81,11 @@ impl Guest for StreakRules {
         )
     }
 
-    fn validate_params(goal: GoalSpec) -> Result<Vec<String>, String> {
+    fn validate_params(goal: GoalSpec<'_>) -> Result<Vec<String>, String> {
         params(&goal).map(|_| Vec::new())
     }
 
-    fn evaluate(request: EvaluationRequest) -> Result<Vec<GoalUpdate>, String> {
+    fn evaluate(request: EvaluationRequest<'_>) -> Result<Vec<GoalUpdate>, String> {
         let mut updates = Vec::new();
         for (index, input) in request.goals.iter().enumerate() {
             let days = params(&input.spec).map_err(|e| alloc::format!("goal '{}': {e}", input.spec.goal_id))?.days;
@@ -93,16 +93,17 @@ impl Guest for StreakRules {
             if matches!(old.status, GoalStatus::Completed | GoalStatus::Claimed) {
                 continue;
             }
-            let mut streak = Streak::decode(old.state.as_deref());
-            let mut new = GoalState { state: None, ..old.clone() };
-            for event in events_for(&request.events, &input.spec.stat_code) {
+            let mut streak = Streak::decode(old.state);
+            let mut new = GoalState { state: None, ..*old };
+            for event in events_for(&request.events, input.spec.stat_code) {
                 let Some(next) = Streak::on_day(streak, utc_day(event.timestamp_ms)) else { continue };
                 streak = Some(next);
                 new.progress = i64::from(next.length);
                 settle(&mut new, next.length >= days, event.timestamp_ms);
             }
-            new.state = streak.map(Streak::encode);
-            updates.extend(update_if_changed(index, old, new, ProgressSource::Stored));
+            let encoded = streak.map(Streak::encode);
+            new.state = encoded.as_ref().map(|bytes| &bytes[..]);
+            updates.extend(update_if_changed(index, old, &new, ProgressSource::Stored));
         }
         Ok(updates)
     }

@@ -31,12 +31,12 @@ impl Guest for HugeOutput {
         plugin_info("huge-output", "0.1.0", "Returns far too much.", &["huge"], "{}")
     }
 
-    fn validate_params(_: GoalSpec) -> Result<Vec<String>, String> {
+    fn validate_params(_: GoalSpec<'_>) -> Result<Vec<String>, String> {
         Ok(Vec::new())
     }
 
-    fn evaluate(request: EvaluationRequest) -> Result<Vec<GoalUpdate>, String> {
-        Ok(match request.user_id.as_str() {
+    fn evaluate(request: EvaluationRequest<'_>) -> Result<Vec<GoalUpdate>, String> {
+        Ok(match request.user_id {
             "many" => (0..100_000).map(|_| update(None)).collect(),
             "big-state" => alloc::vec![update(Some(alloc::vec![1u8; 1 << 20]))],
             _ => Vec::new(),

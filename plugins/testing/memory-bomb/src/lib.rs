@@ -17,11 +17,11 @@ impl Guest for MemoryBomb {
         plugin_info("memory-bomb", "0.1.0", "Allocates until refused.", &["bomb"], "{}")
     }
 
-    fn validate_params(_: GoalSpec) -> Result<Vec<String>, String> {
+    fn validate_params(_: GoalSpec<'_>) -> Result<Vec<String>, String> {
         Ok(Vec::new())
     }
 
-    fn evaluate(request: EvaluationRequest) -> Result<Vec<GoalUpdate>, String> {
+    fn evaluate(request: EvaluationRequest<'_>) -> Result<Vec<GoalUpdate>, String> {
         if request.user_id == "good" {
             return Ok(Vec::new());
         }

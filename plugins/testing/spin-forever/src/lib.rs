@@ -16,11 +16,11 @@ impl Guest for SpinForever {
         plugin_info("spin-forever", "0.1.0", "Loops forever in evaluate.", &["spin"], "{}")
     }
 
-    fn validate_params(_: GoalSpec) -> Result<Vec<String>, String> {
+    fn validate_params(_: GoalSpec<'_>) -> Result<Vec<String>, String> {
         Ok(Vec::new())
     }
 
-    fn evaluate(request: EvaluationRequest) -> Result<Vec<GoalUpdate>, String> {
+    fn evaluate(request: EvaluationRequest<'_>) -> Result<Vec<GoalUpdate>, String> {
         if request.user_id != "good" {
             let mut counter = 0u64;
             loop {

@@ -19,12 +19,12 @@ impl Guest for Trap {
         plugin_info("trap", "0.1.0", "Traps in evaluate.", &["trap"], "{}")
     }
 
-    fn validate_params(goal: GoalSpec) -> Result<Vec<String>, String> {
+    fn validate_params(goal: GoalSpec<'_>) -> Result<Vec<String>, String> {
         if goal.params.contains("bad") { Err("params are bad".to_string()) } else { Ok(Vec::new()) }
     }
 
-    fn evaluate(request: EvaluationRequest) -> Result<Vec<GoalUpdate>, String> {
-        match request.user_id.as_str() {
+    fn evaluate(request: EvaluationRequest<'_>) -> Result<Vec<GoalUpdate>, String> {
+        match request.user_id {
             "trap" => panic!("deliberate trap"),
             "reject" => Err("deliberately rejected".to_string()),
             "chatty" => {
