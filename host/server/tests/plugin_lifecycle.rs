@@ -118,6 +118,14 @@ async fn the_whole_lifecycle_through_the_rest_api() {
         "maxMemoryBytes must be between",
     );
     assert_error(&admin.put("/admin/v1/plugins/streak/limits", json!({})).await, 400, "NO_LIMITS", "at least one");
+    // Limits under which the plugin cannot even start are refused before they reach any instance.
+    assert_error(
+        &admin.put("/admin/v1/plugins/builtin-rules/limits", json!({"maxMemoryBytes": 1_048_576})).await,
+        422,
+        "LIMITS_TOO_LOW",
+        "builtin-rules@1.0.0 would fail with these limits",
+    );
+    assert_eq!(server.state().rules.resolve("builtin-rules", None).unwrap().limits().max_memory_bytes, 16 << 20);
 
     // A new release of the built-in rules with its own limits, activated under event traffic, then rolled back.
     let (status, release) = admin.upload(builtin_release("1.0.1"), "?fuelPerCall=2000000").await;

@@ -232,12 +232,16 @@ fn goals_using(config: &ActiveConfig, name: &str, version: &str) -> Vec<(String,
         .collect()
 }
 
+/// The version whose limits stand for the plugin's: the active one, else the newest.
+fn reference_version(versions: &[PluginVersion]) -> Option<&PluginVersion> {
+    versions.iter().find(|v| v.status == PluginStatus::Active).or(versions.last())
+}
+
 /// The limits a new version of `name` starts with: those of the plugin's active version (so a raised budget
 /// survives an upgrade), else of its newest version, else the defaults.
 async fn inherited_limits(lifecycle: &PluginLifecycle, name: &str) -> Result<Limits, ApiError> {
     let versions = lifecycle.registry().plugin_versions(Some(name)).await.map_err(storage)?;
-    let chosen = versions.iter().find(|v| v.status == PluginStatus::Active).or(versions.last());
-    Ok(chosen.and_then(|row| Limits::parse(&row.limits).ok()).unwrap_or_default())
+    Ok(reference_version(&versions).and_then(|row| Limits::parse(&row.limits).ok()).unwrap_or_default())
 }
 
 /// Upload: checks the bytes are a rules component importing only what the world allows, stores the version as
@@ -601,6 +605,8 @@ fn no_previous(name: &str) -> ApiError {
 }
 
 /// Sets limits for every version of a plugin; loaded versions use them from their next call, on every instance.
+/// Limits under which the plugin (its active version) fails the upload checks are refused: they would fail
+/// every evaluation.
 pub async fn set_limits(state: &AppState, name: &str, patch: &LimitsPatch) -> Result<LimitsView, ApiError> {
     if patch.is_empty() {
         return Err(ApiError::invalid("NO_LIMITS", "give at least one limit (e.g. fuelPerCall, maxMemoryBytes)"));
@@ -608,11 +614,16 @@ pub async fn set_limits(state: &AppState, name: &str, patch: &LimitsPatch) -> Re
     let lifecycle = &state.plugins;
     let registry = lifecycle.registry();
     let exclusive = lifecycle.exclusive().await;
-    if registry.plugin_versions(Some(name)).await.map_err(storage)?.is_empty() {
-        return Err(plugin_not_found(name));
-    }
-    let limits = patch.apply(&inherited_limits(lifecycle, name).await?);
-    limits.to_runtime().map_err(|err| ApiError::invalid("INVALID_LIMITS", err))?;
+    let versions = registry.plugin_versions(Some(name)).await.map_err(storage)?;
+    let reference = reference_version(&versions).ok_or_else(|| plugin_not_found(name))?;
+    let limits = patch.apply(&Limits::parse(&reference.limits).unwrap_or_default());
+    let runtime_limits = limits.to_runtime().map_err(|err| ApiError::invalid("INVALID_LIMITS", err))?;
+    // A copy of the version loaded with the new limits goes through the checks; the live one is untouched.
+    let too_low = |detail: &str| {
+        rejected("LIMITS_TOO_LOW", format!("{name}@{} would fail with these limits: {detail}", reference.version))
+    };
+    let probe = exclusive.load(reference, runtime_limits).await.map_err(|err| too_low(&err))?;
+    validate_for_configuration(lifecycle, &probe).await.map_err(|err| too_low(&err.message))?;
     let updated = registry.set_plugin_limits(name, &limits.to_json()).await.map_err(storage)?;
     exclusive.sync().await.map_err(not_applied)?;
     drop(exclusive);

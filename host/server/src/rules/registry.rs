@@ -262,7 +262,12 @@ impl PluginLifecycle {
             );
             lifecycle.rules.install(plugin, true);
         }
-        lifecycle.applied.store(snapshot.revision, Ordering::SeqCst);
+        if problems.is_empty() {
+            lifecycle.applied.store(snapshot.revision, Ordering::SeqCst);
+        } else {
+            // Left unapplied, so the poll retries (the registry may have been unreachable only briefly).
+            lifecycle.record_error(Some(problems.join("; ")));
+        }
         drop(exclusive);
         lifecycle.update_gauges();
         Ok(lifecycle)
