@@ -60,8 +60,14 @@ async fn initialize_assigns_the_default_goals_once() {
         assert_eq!(again["assignedGoals"], first["assignedGoals"]);
 
         // A deactivated default goal stays deactivated; a goal the player activated is listed too.
-        server.call(via, Some(&bearer), Op::SetActive { challenge: "starter", goal: "kill-10", active: false }).await.unwrap();
-        server.call(via, Some(&bearer), Op::SetActive { challenge: "grind", goal: "wins-3", active: true }).await.unwrap();
+        server
+            .call(via, Some(&bearer), Op::SetActive { challenge: "starter", goal: "kill-10", active: false })
+            .await
+            .unwrap();
+        server
+            .call(via, Some(&bearer), Op::SetActive { challenge: "grind", goal: "wins-3", active: true })
+            .await
+            .unwrap();
         let after = server.call(via, Some(&bearer), Op::Initialize).await.unwrap();
         assert_eq!((after["newAssignments"].as_i64(), after["totalActive"].as_i64()), (Some(0), Some(4)));
         // Configuration order: starter, grind, weekly.
@@ -136,7 +142,11 @@ async fn listings_show_every_goal_with_progress_locks_and_activity() {
         // One challenge: the same goals as in the listing.
         let starter = server.call(via, Some(&bearer), Op::Get { challenge: "starter" }).await.unwrap();
         assert_eq!(without_countdowns(&starter), without_countdowns(&done["challenges"][0]));
-        expect_failure(server.call(via, Some(&bearer), Op::Get { challenge: "nope" }).await, 404, "CHALLENGE_NOT_FOUND");
+        expect_failure(
+            server.call(via, Some(&bearer), Op::Get { challenge: "nope" }).await,
+            404,
+            "CHALLENGE_NOT_FOUND",
+        );
     }
 }
 
@@ -149,8 +159,14 @@ async fn http_and_grpc_return_the_same_responses() {
     server.stat_event(&user, "level", 5.0, 5.0).await;
     server.stat_event(&user, "kills", 4.0, 4.0).await;
     server.stat_event(&user, "wins", 1.0, 1.0).await;
-    server.call(Via::Grpc, Some(&bearer), Op::SetActive { challenge: "grind", goal: "kills-100", active: true }).await.unwrap();
-    server.call(Via::Grpc, Some(&bearer), Op::SetActive { challenge: "grind", goal: "wins-3", active: false }).await.unwrap();
+    server
+        .call(Via::Grpc, Some(&bearer), Op::SetActive { challenge: "grind", goal: "kills-100", active: true })
+        .await
+        .unwrap();
+    server
+        .call(Via::Grpc, Some(&bearer), Op::SetActive { challenge: "grind", goal: "wins-3", active: false })
+        .await
+        .unwrap();
 
     let reads = [
         Op::List { active_only: false },
@@ -209,17 +225,26 @@ async fn set_goal_active_creates_the_assignment_and_keeps_progress() {
             .await
             .unwrap();
         assert_eq!((on["challengeId"].as_str(), on["goalId"].as_str()), (Some("grind"), Some("kills-100")));
-        assert_eq!((on["isActive"].as_bool(), on["message"].as_str()), (Some(true), Some("Goal activated successfully")));
+        assert_eq!(
+            (on["isActive"].as_bool(), on["message"].as_str()),
+            (Some(true), Some("Goal activated successfully"))
+        );
         assert_ne!(on["assignedAt"], "");
         server.stat_event(&user, "kills", 40.0, 40.0).await;
         let list = server.call(via, Some(&bearer), Op::List { active_only: false }).await.unwrap();
-        assert_eq!((goal(&list, "kills-100")["progress"].as_i64(), goal(&list, "kills-100")["isActive"].as_bool()), (Some(40), Some(true)));
+        assert_eq!(
+            (goal(&list, "kills-100")["progress"].as_i64(), goal(&list, "kills-100")["isActive"].as_bool()),
+            (Some(40), Some(true))
+        );
 
         let off = server
             .call(via, Some(&bearer), Op::SetActive { challenge: "grind", goal: "kills-100", active: false })
             .await
             .unwrap();
-        assert_eq!((off["isActive"].as_bool(), off["message"].as_str()), (Some(false), Some("Goal deactivated successfully")));
+        assert_eq!(
+            (off["isActive"].as_bool(), off["message"].as_str()),
+            (Some(false), Some("Goal deactivated successfully"))
+        );
         assert_eq!(off["assignedAt"], on["assignedAt"], "deactivation keeps the assignment time");
         let list = server.call(via, Some(&bearer), Op::List { active_only: false }).await.unwrap();
         assert_eq!(goal(&list, "kills-100")["isActive"], false);
@@ -262,18 +287,31 @@ async fn batch_select_is_all_or_nothing() {
         assert_eq!(ids(&first["selectedGoals"], "goalId"), ["kills-100", "wins-3"], "repeated ids count once");
         assert_eq!((first["totalActiveGoals"].as_i64(), first["replacedGoals"].clone()), (Some(2), json!([])));
         let picked = &first["selectedGoals"][0];
-        assert_eq!((picked["isActive"].as_bool(), picked["status"].as_str(), picked["target"].as_i64()), (Some(true), Some("not_started"), Some(100)));
+        assert_eq!(
+            (picked["isActive"].as_bool(), picked["status"].as_str(), picked["target"].as_i64()),
+            (Some(true), Some("not_started"), Some(100))
+        );
 
         let second = server.call(via, Some(&bearer), batch(&["login-3-times"], true)).await.unwrap();
         assert_eq!(second["replacedGoals"], json!(["kills-100", "wins-3"]));
         assert_eq!(second["totalActiveGoals"], 1);
 
         // Refused selections change nothing.
-        expect_failure(server.call(via, Some(&bearer), batch(&["kills-100", "nope"], true)).await, 404, "GOAL_NOT_FOUND");
-        expect_failure(server.call(via, Some(&bearer), batch(&["kills-100", "first-login"], true)).await, 400, "GOAL_NOT_IN_CHALLENGE");
+        expect_failure(
+            server.call(via, Some(&bearer), batch(&["kills-100", "nope"], true)).await,
+            404,
+            "GOAL_NOT_FOUND",
+        );
+        expect_failure(
+            server.call(via, Some(&bearer), batch(&["kills-100", "first-login"], true)).await,
+            400,
+            "GOAL_NOT_IN_CHALLENGE",
+        );
         expect_failure(server.call(via, Some(&bearer), batch(&[], true)).await, 400, "INVALID_REQUEST");
         expect_failure(
-            server.call(via, Some(&bearer), Op::Batch { challenge: "nope", goals: &["kills-100"], replace: false }).await,
+            server
+                .call(via, Some(&bearer), Op::Batch { challenge: "nope", goals: &["kills-100"], replace: false })
+                .await,
             404,
             "CHALLENGE_NOT_FOUND",
         );
@@ -294,9 +332,17 @@ async fn random_select_only_picks_goals_the_player_can_work_on() {
         let random = |challenge, count, exclude_active| Op::Random { challenge, count, replace: false, exclude_active };
 
         // starter: reach-level-5 is completed and kill-10 is locked by first-login, so only first-login remains.
-        let failure = expect_failure(server.call(via, Some(&bearer), random("starter", 1, true)).await, 422, "INSUFFICIENT_GOALS");
+        let failure = expect_failure(
+            server.call(via, Some(&bearer), random("starter", 1, true)).await,
+            422,
+            "INSUFFICIENT_GOALS",
+        );
         assert!(failure.message.contains("available: 0, requested: 1"), "{}", failure.message);
-        let failure = expect_failure(server.call(via, Some(&bearer), random("starter", 2, false)).await, 422, "INSUFFICIENT_GOALS");
+        let failure = expect_failure(
+            server.call(via, Some(&bearer), random("starter", 2, false)).await,
+            422,
+            "INSUFFICIENT_GOALS",
+        );
         assert!(failure.message.contains("available: 1, requested: 2"), "{}", failure.message);
         let picked = server.call(via, Some(&bearer), random("starter", 1, false)).await.unwrap();
         assert_eq!(ids(&picked["selectedGoals"], "goalId"), ["first-login"]);
@@ -306,7 +352,10 @@ async fn random_select_only_picks_goals_the_player_can_work_on() {
         assert_eq!(ids(&picked["selectedGoals"], "goalId"), ["weekly-kills"]);
         assert_eq!(picked["totalActiveGoals"], 2);
 
-        let picked = server.call(via, Some(&bearer), Op::Random { challenge: "grind", count: 3, replace: true, exclude_active: false }).await.unwrap();
+        let picked = server
+            .call(via, Some(&bearer), Op::Random { challenge: "grind", count: 3, replace: true, exclude_active: false })
+            .await
+            .unwrap();
         let chosen = ids(&picked["selectedGoals"], "goalId");
         assert_eq!(chosen.iter().collect::<BTreeSet<_>>().len(), 3);
         assert_eq!(picked["totalActiveGoals"], 3);
@@ -325,7 +374,11 @@ async fn claims_need_an_active_completed_unclaimed_goal_with_prerequisites_met()
         let bearer = token(&user);
         let claim = |challenge, goal| Op::Claim { challenge, goal };
         server.call(via, Some(&bearer), Op::Initialize).await.unwrap();
-        let failure = expect_failure(server.call(via, Some(&bearer), claim("starter", "reach-level-5")).await, 409, "GOAL_NOT_COMPLETED");
+        let failure = expect_failure(
+            server.call(via, Some(&bearer), claim("starter", "reach-level-5")).await,
+            409,
+            "GOAL_NOT_COMPLETED",
+        );
         assert!(failure.message.contains("not_started"), "{}", failure.message);
 
         server.stat_event(&user, "level", 5.0, 5.0).await;
@@ -335,12 +388,19 @@ async fn claims_need_an_active_completed_unclaimed_goal_with_prerequisites_met()
         assert_eq!(claimed["grantStatus"], "delivered");
         let sent: Vec<Received> = rewards.received().into_iter().filter(|r| r.path.contains(&user)).collect();
         assert_eq!(sent.len(), 1);
-        assert_eq!((sent[0].method.as_str(), sent[0].path.as_str()), ("POST", format!("/platform/admin/namespaces/test-ns/users/{user}/fulfillment").as_str()));
+        assert_eq!(
+            (sent[0].method.as_str(), sent[0].path.as_str()),
+            ("POST", format!("/platform/admin/namespaces/test-ns/users/{user}/fulfillment").as_str())
+        );
         assert!(sent[0].idempotency_key.starts_with(&format!("claim:{user}:reach-level-5:")), "{:?}", sent[0]);
         assert_eq!(sent[0].authorization, format!("Bearer {REWARD_TOKEN}"));
         assert_eq!((sent[0].body["itemId"].as_str(), sent[0].body["quantity"].as_i64()), (Some("sword"), Some(1)));
 
-        let failure = expect_failure(server.call(via, Some(&bearer), claim("starter", "reach-level-5")).await, 409, "ALREADY_CLAIMED");
+        let failure = expect_failure(
+            server.call(via, Some(&bearer), claim("starter", "reach-level-5")).await,
+            409,
+            "ALREADY_CLAIMED",
+        );
         assert!(failure.message.contains(claimed["claimedAt"].as_str().unwrap()), "{}", failure.message);
         let list = server.call(via, Some(&bearer), Op::List { active_only: false }).await.unwrap();
         assert_eq!(goal(&list, "reach-level-5")["status"], "claimed");
@@ -349,17 +409,27 @@ async fn claims_need_an_active_completed_unclaimed_goal_with_prerequisites_met()
 
         // kill-10 needs first-login.
         server.stat_event(&user, "kills", 10.0, 10.0).await;
-        let failure = expect_failure(server.call(via, Some(&bearer), claim("starter", "kill-10")).await, 409, "PREREQUISITES_NOT_MET");
+        let failure = expect_failure(
+            server.call(via, Some(&bearer), claim("starter", "kill-10")).await,
+            409,
+            "PREREQUISITES_NOT_MET",
+        );
         assert!(failure.message.contains("first-login"), "{}", failure.message);
         server.login_event(&user).await;
         let claimed = server.call(via, Some(&bearer), claim("starter", "kill-10")).await.unwrap();
         assert_eq!(claimed["grantStatus"], "delivered");
         let wallet = rewards.received().into_iter().filter(|r| r.path.contains(&user)).nth(1).expect("second grant");
-        assert_eq!((wallet.method.as_str(), wallet.path.as_str()), ("PUT", format!("/platform/admin/namespaces/test-ns/users/{user}/wallets/GOLD/credit").as_str()));
+        assert_eq!(
+            (wallet.method.as_str(), wallet.path.as_str()),
+            ("PUT", format!("/platform/admin/namespaces/test-ns/users/{user}/wallets/GOLD/credit").as_str())
+        );
         assert_eq!(wallet.body["amount"], 50);
 
         // A completed but inactive goal.
-        server.call(via, Some(&bearer), Op::SetActive { challenge: "starter", goal: "first-login", active: false }).await.unwrap();
+        server
+            .call(via, Some(&bearer), Op::SetActive { challenge: "starter", goal: "first-login", active: false })
+            .await
+            .unwrap();
         expect_failure(server.call(via, Some(&bearer), claim("starter", "first-login")).await, 409, "GOAL_INACTIVE");
 
         expect_failure(server.call(via, Some(&bearer), claim("starter", "nope")).await, 404, "GOAL_NOT_FOUND");
@@ -376,7 +446,10 @@ async fn daily_and_rotating_completions_only_count_in_their_period() {
     let user = unique_user("period");
     let bearer = token(&user);
     server.call(Via::Http, Some(&bearer), Op::Initialize).await.unwrap();
-    server.call(Via::Http, Some(&bearer), Op::SetActive { challenge: "grind", goal: "play-today", active: true }).await.unwrap();
+    server
+        .call(Via::Http, Some(&bearer), Op::SetActive { challenge: "grind", goal: "play-today", active: true })
+        .await
+        .unwrap();
     server.stat_event(&user, "matches", 1.0, 1.0).await;
 
     // Completed yesterday: too late for today's claim.
@@ -394,13 +467,17 @@ async fn daily_and_rotating_completions_only_count_in_their_period() {
     assert!(failure.message.contains("earlier period"), "{}", failure.message);
     // Playing today completes it again for today.
     server.stat_event(&user, "matches", 2.0, 1.0).await;
-    let claimed = server.call(Via::Http, Some(&bearer), Op::Claim { challenge: "grind", goal: "play-today" }).await.unwrap();
+    let claimed =
+        server.call(Via::Http, Some(&bearer), Op::Claim { challenge: "grind", goal: "play-today" }).await.unwrap();
     assert_eq!(claimed["status"], "claimed");
 
     // A rotating goal whose assignment ran out: shown from scratch, and not claimable.
     server.stat_event(&user, "wins", 2.0, 2.0).await;
     let list = server.call(Via::Http, Some(&bearer), Op::List { active_only: false }).await.unwrap();
-    assert_eq!((goal(&list, "weekly-wins")["status"].as_str(), goal(&list, "weekly-wins")["progress"].as_i64()), (Some("completed"), Some(2)));
+    assert_eq!(
+        (goal(&list, "weekly-wins")["status"].as_str(), goal(&list, "weekly-wins")["progress"].as_i64()),
+        (Some("completed"), Some(2))
+    );
     server
         .sql(&format!(
             "UPDATE user_goal_progress SET expires_at = NOW() - INTERVAL '1 minute' \
@@ -428,7 +505,10 @@ async fn rotation_status_reports_the_current_and_next_period() {
         let weekly = server.call(via, Some(&bearer), Op::Rotation { challenge: "weekly" }).await.unwrap();
         assert_eq!(weekly["challengeId"], "weekly");
         let rotation = &weekly["rotation"];
-        assert_eq!((rotation["enabled"].as_bool(), rotation["type"].as_str(), rotation["schedule"].as_str()), (Some(true), Some("global"), Some("weekly")));
+        assert_eq!(
+            (rotation["enabled"].as_bool(), rotation["type"].as_str(), rotation["schedule"].as_str()),
+            (Some(true), Some("global"), Some("weekly"))
+        );
         let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
         let (start, end) = (time(&rotation["currentPeriod"]["startTime"]), time(&rotation["currentPeriod"]["endTime"]));
         assert_eq!(start.format("%a %H:%M").to_string(), "Mon 00:00");
@@ -442,7 +522,11 @@ async fn rotation_status_reports_the_current_and_next_period() {
             starter["rotation"],
             json!({"enabled": false, "type": "", "schedule": "", "currentPeriod": null, "nextPeriod": null, "cron": "", "duration": ""})
         );
-        expect_failure(server.call(via, Some(&bearer), Op::Rotation { challenge: "nope" }).await, 404, "CHALLENGE_NOT_FOUND");
+        expect_failure(
+            server.call(via, Some(&bearer), Op::Rotation { challenge: "nope" }).await,
+            404,
+            "CHALLENGE_NOT_FOUND",
+        );
     }
 }
 
@@ -492,10 +576,20 @@ async fn bad_tokens_are_401_and_players_only_see_their_own_rows() {
     server.stat_event(&alice, "level", 5.0, 5.0).await;
     for via in BOTH {
         let seen = server.call(via, Some(&bob_token), Op::List { active_only: false }).await.unwrap();
-        assert_eq!((goal(&seen, "reach-level-5")["status"].as_str(), goal(&seen, "reach-level-5")["isActive"].as_bool()), (Some("not_started"), Some(false)));
-        expect_failure(server.call(via, Some(&bob_token), Op::Claim { challenge: "starter", goal: "reach-level-5" }).await, 409, "GOAL_NOT_COMPLETED");
+        assert_eq!(
+            (goal(&seen, "reach-level-5")["status"].as_str(), goal(&seen, "reach-level-5")["isActive"].as_bool()),
+            (Some("not_started"), Some(false))
+        );
+        expect_failure(
+            server.call(via, Some(&bob_token), Op::Claim { challenge: "starter", goal: "reach-level-5" }).await,
+            409,
+            "GOAL_NOT_COMPLETED",
+        );
     }
-    server.call(Via::Grpc, Some(&alice_token), Op::Claim { challenge: "starter", goal: "reach-level-5" }).await.unwrap();
+    server
+        .call(Via::Grpc, Some(&alice_token), Op::Claim { challenge: "starter", goal: "reach-level-5" })
+        .await
+        .unwrap();
     assert_eq!(server.sql_count(&format!("SELECT COUNT(*) FROM user_goal_progress WHERE user_id = '{bob}'")).await, 0);
 }
 
@@ -541,7 +635,8 @@ async fn the_openapi_document_lists_every_route() {
     // Every documented operation is really served (no 404/405), whatever it answers without a token.
     for (path, method) in documented {
         let concrete = path.replace("{challengeId}", "starter").replace("{goalId}", "first-login");
-        let (status, body) = server.raw(&method.to_uppercase(), &concrete, None, Some(b"{}"), Some("application/json")).await;
+        let (status, body) =
+            server.raw(&method.to_uppercase(), &concrete, None, Some(b"{}"), Some("application/json")).await;
         assert!(status != 404 && status != 405, "{method} {path}: {status} {body}");
     }
     // Every schema reference resolves.
@@ -565,7 +660,9 @@ async fn empty_bodies_are_fine_where_nothing_is_needed_and_bad_input_is_never_a_
     let (status, body) = server.raw("POST", "/v1/challenges/starter/goals/first-login/claim", auth, None, None).await;
     assert_eq!((status, body["errorCode"].as_str()), (409, Some("GOAL_NOT_COMPLETED")));
     server.login_event(&user).await;
-    let (status, body) = server.raw("POST", "/v1/challenges/starter/goals/first-login/claim", auth, Some(b"null"), Some("application/json")).await;
+    let (status, body) = server
+        .raw("POST", "/v1/challenges/starter/goals/first-login/claim", auth, Some(b"null"), Some("application/json"))
+        .await;
     assert_eq!((status, body["grantStatus"].as_str()), (200, Some("delivered")));
     let (status, body) = server.raw("POST", "/v1/challenges/grind/goals/random-select", auth, Some(b""), None).await;
     assert_eq!((status, body["errorCode"].as_str()), (400, Some("INVALID_REQUEST")));
@@ -595,6 +692,8 @@ async fn empty_bodies_are_fine_where_nothing_is_needed_and_bad_input_is_never_a_
     }
     // Oversized bodies are refused with the envelope too.
     let huge = vec![b' '; 2 * 1024 * 1024];
-    let (status, _) = server.raw("POST", "/v1/challenges/grind/goals/batch-select", auth, Some(&huge), Some("application/json")).await;
+    let (status, _) = server
+        .raw("POST", "/v1/challenges/grind/goals/batch-select", auth, Some(&huge), Some("application/json"))
+        .await;
     assert_eq!(status, 413);
 }

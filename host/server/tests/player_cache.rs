@@ -12,7 +12,11 @@ use player_support::*;
 async fn progress(server: &PlayerServer, via: Via, user: &str, goal_id: &str) -> (i64, String, bool) {
     let list = server.call(via, Some(&token(user)), Op::List { active_only: false }).await.unwrap();
     let goal = goal(&list, goal_id);
-    (goal["progress"].as_i64().unwrap(), goal["status"].as_str().unwrap().to_owned(), goal["isActive"].as_bool().unwrap())
+    (
+        goal["progress"].as_i64().unwrap(),
+        goal["status"].as_str().unwrap().to_owned(),
+        goal["isActive"].as_bool().unwrap(),
+    )
 }
 
 fn cache_results(metrics: &str, result: &str) -> f64 {
@@ -34,20 +38,32 @@ async fn events_show_up_immediately(server: &PlayerServer) {
         }
         server.stat_event(&user, "level", f64::from(step), 1.0).await;
         for via in BOTH {
-            assert_eq!(progress(server, via, &user, "reach-level-5").await, (i64::from(step), "in_progress".to_owned(), true));
+            assert_eq!(
+                progress(server, via, &user, "reach-level-5").await,
+                (i64::from(step), "in_progress".to_owned(), true)
+            );
         }
     }
     // Writes through the API invalidate too.
     for via in BOTH {
         assert!(progress(server, via, &user, "kills-100").await.0 == 0);
-        server.call(via, Some(&token(&user)), Op::SetActive { challenge: "grind", goal: "kills-100", active: true }).await.unwrap();
+        server
+            .call(via, Some(&token(&user)), Op::SetActive { challenge: "grind", goal: "kills-100", active: true })
+            .await
+            .unwrap();
         assert!(progress(server, via, &user, "kills-100").await.2, "{via:?}");
-        server.call(via, Some(&token(&user)), Op::SetActive { challenge: "grind", goal: "kills-100", active: false }).await.unwrap();
+        server
+            .call(via, Some(&token(&user)), Op::SetActive { challenge: "grind", goal: "kills-100", active: false })
+            .await
+            .unwrap();
         assert!(!progress(server, via, &user, "kills-100").await.2, "{via:?}");
     }
     server.stat_event(&user, "level", 5.0, 1.0).await;
     progress(server, Via::Http, &user, "reach-level-5").await;
-    server.call(Via::Grpc, Some(&token(&user)), Op::Claim { challenge: "starter", goal: "reach-level-5" }).await.unwrap();
+    server
+        .call(Via::Grpc, Some(&token(&user)), Op::Claim { challenge: "starter", goal: "reach-level-5" })
+        .await
+        .unwrap();
     assert_eq!(progress(server, Via::Http, &user, "reach-level-5").await.1, "claimed");
 
     let metrics = server.metrics().await;
@@ -96,9 +112,15 @@ async fn a_change_on_one_instance_is_seen_by_the_others_at_once() {
         // ...and the second shows it at once.
         assert_eq!(progress(&second, Via::Grpc, &user, "reach-level-5").await.0, i64::from(round));
     }
-    second.call(Via::Grpc, Some(&bearer), Op::SetActive { challenge: "grind", goal: "wins-3", active: true }).await.unwrap();
+    second
+        .call(Via::Grpc, Some(&bearer), Op::SetActive { challenge: "grind", goal: "wins-3", active: true })
+        .await
+        .unwrap();
     assert!(progress(&first, Via::Http, &user, "wins-3").await.2);
-    second.call(Via::Http, Some(&bearer), Op::Batch { challenge: "grind", goals: &["kills-100"], replace: true }).await.unwrap();
+    second
+        .call(Via::Http, Some(&bearer), Op::Batch { challenge: "grind", goals: &["kills-100"], replace: true })
+        .await
+        .unwrap();
     assert!(!progress(&first, Via::Grpc, &user, "wins-3").await.2);
     assert!(progress(&first, Via::Grpc, &user, "kills-100").await.2);
 }
@@ -125,7 +147,8 @@ async fn with_redis_down_requests_still_succeed_and_errors_are_counted() {
         assert_eq!(progress(&server, via, &user, "reach-level-5").await, (5, "completed".to_owned(), true));
         assert!(started.elapsed() < Duration::from_secs(3), "degraded, not stuck");
     }
-    let claimed = server.call(Via::Http, Some(&bearer), Op::Claim { challenge: "starter", goal: "reach-level-5" }).await.unwrap();
+    let claimed =
+        server.call(Via::Http, Some(&bearer), Op::Claim { challenge: "starter", goal: "reach-level-5" }).await.unwrap();
     assert_eq!(claimed["grantStatus"], "delivered");
     assert_eq!(progress(&server, Via::Grpc, &user, "reach-level-5").await.1, "claimed");
     let metrics = server.metrics().await;

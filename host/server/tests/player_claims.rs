@@ -73,15 +73,14 @@ async fn a_reward_service_outage_delays_the_grant_but_delivers_it_once() {
     // The worker keeps retrying with backoff while the platform is down.
     eventually(Duration::from_secs(10), || async { (rewards.received().len() >= 3).then_some(()) }).await;
     assert_eq!(grant_status(&server, &user).await, "pending");
-    let attempts = server.sql_count(&format!("SELECT attempts::bigint FROM reward_grants WHERE user_id = '{user}'")).await;
+    let attempts =
+        server.sql_count(&format!("SELECT attempts::bigint FROM reward_grants WHERE user_id = '{user}'")).await;
     assert!(attempts >= 3, "{attempts}");
 
     rewards.answer_always(200);
     eventually(Duration::from_secs(10), || async { (rewards.acknowledged().len() == 1).then_some(()) }).await;
-    eventually(Duration::from_secs(5), || async {
-        (grant_status(&server, &user).await == "delivered").then_some(())
-    })
-    .await;
+    eventually(Duration::from_secs(5), || async { (grant_status(&server, &user).await == "delivered").then_some(()) })
+        .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let received = rewards.received();
     assert_eq!(rewards.acknowledged().len(), 1, "delivered exactly once");
@@ -103,7 +102,9 @@ async fn a_refused_grant_is_marked_failed_and_not_retried() {
     assert_eq!(rewards.received().len(), 1);
     assert_eq!(grant_status(&server, &user).await, "failed");
     let error: i64 = server
-        .sql_count(&format!("SELECT COUNT(*) FROM reward_grants WHERE user_id = '{user}' AND last_error LIKE 'HTTP 404%'"))
+        .sql_count(&format!(
+            "SELECT COUNT(*) FROM reward_grants WHERE user_id = '{user}' AND last_error LIKE 'HTTP 404%'"
+        ))
         .await;
     assert_eq!(error, 1);
 }
@@ -124,10 +125,8 @@ async fn a_slow_reward_service_answers_pending_and_the_attempt_still_completes()
     let claimed = server.call(Via::Http, Some(&token(&user)), CLAIM).await.unwrap();
     assert!(started.elapsed() < Duration::from_millis(700), "the claim did not wait for the platform");
     assert_eq!(claimed["grantStatus"], "pending");
-    eventually(Duration::from_secs(5), || async {
-        (grant_status(&server, &user).await == "delivered").then_some(())
-    })
-    .await;
+    eventually(Duration::from_secs(5), || async { (grant_status(&server, &user).await == "delivered").then_some(()) })
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rewards.received().len(), 1, "the first attempt finished in the background; no second one");
 }

@@ -25,23 +25,38 @@ async fn the_player_flows_work_on_sqlite() {
         server.stat_event(&user, "level", 5.0, 5.0).await;
         server.login_event(&user).await;
         let list = call(Op::List { active_only: false }).await.unwrap();
-        assert_eq!((goal(&list, "reach-level-5")["progress"].as_i64(), goal(&list, "reach-level-5")["status"].as_str()), (Some(5), Some("completed")));
+        assert_eq!(
+            (goal(&list, "reach-level-5")["progress"].as_i64(), goal(&list, "reach-level-5")["status"].as_str()),
+            (Some(5), Some("completed"))
+        );
         assert_eq!(goal(&list, "kill-10")["locked"], false);
         let active = call(Op::List { active_only: true }).await.unwrap();
         assert_eq!(active["challenges"].as_array().unwrap().len(), 2);
 
         let claimed = call(Op::Claim { challenge: "starter", goal: "reach-level-5" }).await.unwrap();
         assert_eq!((claimed["status"].as_str(), claimed["grantStatus"].as_str()), (Some("claimed"), Some("delivered")));
-        assert_eq!(call(Op::Claim { challenge: "starter", goal: "reach-level-5" }).await.unwrap_err().code, "ALREADY_CLAIMED");
-        assert_eq!(call(Op::Claim { challenge: "starter", goal: "kill-10" }).await.unwrap_err().code, "GOAL_NOT_COMPLETED");
+        assert_eq!(
+            call(Op::Claim { challenge: "starter", goal: "reach-level-5" }).await.unwrap_err().code,
+            "ALREADY_CLAIMED"
+        );
+        assert_eq!(
+            call(Op::Claim { challenge: "starter", goal: "kill-10" }).await.unwrap_err().code,
+            "GOAL_NOT_COMPLETED"
+        );
 
         let on = call(Op::SetActive { challenge: "grind", goal: "wins-3", active: true }).await.unwrap();
         assert_eq!(on["isActive"], true);
-        let batch = call(Op::Batch { challenge: "grind", goals: &["kills-100", "kills-100"], replace: true }).await.unwrap();
+        let batch =
+            call(Op::Batch { challenge: "grind", goals: &["kills-100", "kills-100"], replace: true }).await.unwrap();
         assert_eq!((batch["replacedGoals"].clone(), batch["totalActiveGoals"].as_i64()), (json!(["wins-3"]), Some(1)));
-        let random = call(Op::Random { challenge: "grind", count: 4, replace: false, exclude_active: true }).await.unwrap();
-        assert_eq!((random["selectedGoals"].as_array().unwrap().len(), random["totalActiveGoals"].as_i64()), (4, Some(5)));
-        let failure = call(Op::Random { challenge: "grind", count: 1, replace: false, exclude_active: true }).await.unwrap_err();
+        let random =
+            call(Op::Random { challenge: "grind", count: 4, replace: false, exclude_active: true }).await.unwrap();
+        assert_eq!(
+            (random["selectedGoals"].as_array().unwrap().len(), random["totalActiveGoals"].as_i64()),
+            (4, Some(5))
+        );
+        let failure =
+            call(Op::Random { challenge: "grind", count: 1, replace: false, exclude_active: true }).await.unwrap_err();
         assert_eq!((failure.status, failure.code.as_str()), (422, "INSUFFICIENT_GOALS"));
 
         let rotation = call(Op::Rotation { challenge: "weekly" }).await.unwrap();

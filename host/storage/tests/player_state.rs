@@ -45,6 +45,9 @@ async fn player_state_is_user_goals_and_user_stats(db: &TestDb) {
     assert_eq!(stats, store.user_stats("u1").await.unwrap());
     assert_eq!(goals.iter().map(|g| g.goal_id.as_str()).collect::<Vec<_>>(), ["a", "c", "b"]);
     assert_eq!(goals[2].plugin_state.as_deref(), Some(&[0, 1, 2, 255][..]));
-    assert_eq!(stats.iter().map(|s| (s.stat_code.as_str(), s.event_count)).collect::<Vec<_>>(), [("kills", 3), ("login_count", 2)]);
+    assert_eq!(
+        stats.iter().map(|s| (s.stat_code.as_str(), s.event_count)).collect::<Vec<_>>(),
+        [("kills", 3), ("login_count", 2)]
+    );
     assert_eq!((stats[0].value, stats[1].value), (12.5, 0.0), "a count-only stat reads as value 0");
 }

@@ -273,8 +273,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_disabled_cache_stores_nothing() {
-        let cache: GenerationCache<u32> =
-            GenerationCache::new(&CacheSettings { enabled: false, ..settings() }, None);
+        let cache: GenerationCache<u32> = GenerationCache::new(&CacheSettings { enabled: false, ..settings() }, None);
         let lookup = cache.begin("alice").await;
         cache.put(&lookup, 1);
         assert_eq!(cache.get(&cache.begin("alice").await), None);

@@ -2,6 +2,7 @@
 //! snake_case names, unknown fields are ignored, and an empty body counts as `{}` (so `initialize` and `claim`
 //! need none).
 
+use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -9,7 +10,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, body::Bytes};
-use axum::extract::rejection::BytesRejection;
 use challenge_proto::challenge::v1 as proto;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;

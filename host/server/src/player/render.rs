@@ -138,7 +138,11 @@ fn expires_in(state: &GoalState, now: DateTime<Utc>) -> i64 {
 pub fn write_state(out: &mut Vec<u8>, state: &GoalState, now: Option<DateTime<Utc>>) {
     let expires_in_seconds = now.map_or(0, |now| expires_in(state, now));
     // Writing into a Vec cannot fail; statuses and timestamps need no JSON escaping.
-    let _ = write!(out, r#","progress":{},"status":"{}","locked":{},"completedAt":""#, state.progress, state.status, state.locked);
+    let _ = write!(
+        out,
+        r#","progress":{},"status":"{}","locked":{},"completedAt":""#,
+        state.progress, state.status, state.locked
+    );
     write_timestamp(out, state.completed_at);
     out.extend_from_slice(br#"","claimedAt":""#);
     write_timestamp(out, state.claimed_at);
@@ -197,7 +201,12 @@ pub fn active_goals<'a>(
 }
 
 /// `{"assignedGoals":[…],"newAssignments":n,"totalActive":n}`
-pub fn initialize_json(view: &CatalogView, snapshot: &UserSnapshot, new_assignments: i32, now: DateTime<Utc>) -> Vec<u8> {
+pub fn initialize_json(
+    view: &CatalogView,
+    snapshot: &UserSnapshot,
+    new_assignments: i32,
+    now: DateTime<Utc>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + snapshot.len() * 512);
     out.extend_from_slice(br#"{"assignedGoals":["#);
     let mut total = 0;
@@ -245,12 +254,7 @@ fn with_rows(snapshot: &UserSnapshot, range: Range<GoalIndex>) -> impl Iterator<
 }
 
 /// `{"challenges":[…]}`
-pub fn challenges_json(
-    view: &CatalogView,
-    snapshot: &UserSnapshot,
-    listing: Listing,
-    now: DateTime<Utc>,
-) -> Vec<u8> {
+pub fn challenges_json(view: &CatalogView, snapshot: &UserSnapshot, listing: Listing, now: DateTime<Utc>) -> Vec<u8> {
     let mut out = Vec::with_capacity(view.listing_json_len() + snapshot.len() * 512);
     out.extend_from_slice(br#"{"challenges":["#);
     let mut first = true;
@@ -270,7 +274,12 @@ pub fn challenges_json(
 }
 
 /// One challenge object with every goal.
-pub fn challenge_json(view: &CatalogView, challenge: &ChallengeView, snapshot: &UserSnapshot, now: DateTime<Utc>) -> Vec<u8> {
+pub fn challenge_json(
+    view: &CatalogView,
+    challenge: &ChallengeView,
+    snapshot: &UserSnapshot,
+    now: DateTime<Utc>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(challenge.default_goals_json.len() + 256 + snapshot.len() * 512);
     write_challenge(&mut out, view, challenge, snapshot, Listing::All, now);
     out

@@ -29,7 +29,8 @@ pub struct HttpRewardClient {
 
 impl HttpRewardClient {
     pub fn new(base_url: &str, token: Option<String>, timeout: Duration) -> anyhow::Result<Self> {
-        let base = Url::parse(base_url).map_err(|err| anyhow::anyhow!("invalid rewards.base_url '{base_url}': {err}"))?;
+        let base =
+            Url::parse(base_url).map_err(|err| anyhow::anyhow!("invalid rewards.base_url '{base_url}': {err}"))?;
         anyhow::ensure!(!base.cannot_be_a_base(), "rewards.base_url '{base_url}' cannot be a base URL");
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -55,7 +56,10 @@ impl HttpRewardClient {
             RewardType::Item => {
                 // The platform takes a 32-bit quantity.
                 let quantity = i32::try_from(grant.quantity).map_err(|_| {
-                    RewardError::Permanent(format!("item quantity {} does not fit the platform's range", grant.quantity))
+                    RewardError::Permanent(format!(
+                        "item quantity {} does not fit the platform's range",
+                        grant.quantity
+                    ))
                 })?;
                 let body = json!({"itemId": grant.reward_id, "quantity": quantity, "source": "REWARD"});
                 Ok((Method::POST, self.url(grant, &["fulfillment"]), body))

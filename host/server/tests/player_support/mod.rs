@@ -157,7 +157,12 @@ impl PlayerServer {
                 id: uuid::Uuid::new_v4().to_string(),
                 user_id: user.into(),
                 namespace: NAMESPACE.into(),
-                payload: Some(statistic::StatItem { stat_code: code.into(), latest_value: value, inc, ..Default::default() }),
+                payload: Some(statistic::StatItem {
+                    stat_code: code.into(),
+                    latest_value: value,
+                    inc,
+                    ..Default::default()
+                }),
                 ..Default::default()
             })
             .await
