@@ -4,8 +4,9 @@
 //!
 //! Every goal listens to the events' stat code, so a request with E events and G goals is E x G (event, goal) pairs.
 //! Both sides take the host's `EvaluationRequest` and produce `Vec<GoalUpdate>`; the plugin side is the full
-//! `LoadedPlugin::evaluate` path (pool, fuel, lowering, guest, lifting, output checks, metrics). After Criterion's
-//! own report, a summary table of per-pair cost is printed.
+//! `LoadedPlugin::evaluate` path (pool, fuel, packing the request, the component call, the guest's decoding, rules and
+//! encoding, unpacking and checking the updates, metrics). After Criterion's own report, a summary table of per-pair
+//! cost is printed.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
