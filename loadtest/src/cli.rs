@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::catalog::{self, GenParams};
 use crate::error::{Error, Result};
-use crate::scenario::ScenarioName;
+use crate::scenario::{ApiOp, ScenarioName};
 use crate::transport::{ApiTransport, EventTransport};
 
 #[derive(Debug, Parser)]
@@ -124,6 +124,9 @@ pub struct RunArgs {
     pub warmup_fraction: f64,
     #[arg(long, value_enum, default_value_t = ApiTransport::Http)]
     pub api_transport: ApiTransport,
+    /// Restrict the API mix to these operations (comma-separated), keeping their weights. Default: all.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub api_ops: Vec<ApiOp>,
     #[arg(long, value_enum, default_value_t = EventTransport::Onmessage)]
     pub event_transport: EventTransport,
     /// Events per call for --event-transport batch|http.

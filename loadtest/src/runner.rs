@@ -549,6 +549,7 @@ fn shape(args: &RunArgs) -> Shape {
         duration: secs(args.duration),
         burst_duration: secs(args.burst_duration),
         api_transport: args.api_transport,
+        api_ops: args.api_ops.clone(),
         event_transport: args.event_transport,
         batch_size: args.batch_size,
     }
@@ -589,7 +590,7 @@ fn smoke_phases() -> Vec<PhasePlan> {
         duration: Duration::from_secs(seconds),
         streams: vec![StreamPlan { name: name.to_owned(), rate, work }],
     };
-    let api = |transport| Work::ApiMix { transport, claims: ClaimTolerance::Repeats };
+    let api = |transport| Work::ApiMix { transport, claims: ClaimTolerance::Repeats, ops: Vec::new() };
     let events = |transport, batch_size| Work::Events { transport, batch_size };
     vec![
         phase("api over HTTP", 4, 20.0, api(ApiTransport::Http)),

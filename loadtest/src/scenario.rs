@@ -73,6 +73,8 @@ pub enum Work {
     ApiMix {
         transport: ApiTransport,
         claims: ClaimTolerance,
+        /// The operations drawn (empty: the whole mix).
+        ops: Vec<ApiOp>,
     },
     /// `rate` counts events; each arrival sends `batch_size` of them in one call.
     Events {
@@ -180,6 +182,8 @@ pub struct Shape {
     #[serde(with = "secs")]
     pub burst_duration: Duration,
     pub api_transport: ApiTransport,
+    /// The API mix's operations (empty: all of them).
+    pub api_ops: Vec<ApiOp>,
     pub event_transport: EventTransport,
     pub batch_size: usize,
 }
@@ -197,7 +201,7 @@ pub fn plan(scenario: ScenarioName, shape: &Shape) -> Plan {
     let api = |claims| StreamPlan {
         name: "api".to_owned(),
         rate: shape.api_rate * m,
-        work: Work::ApiMix { transport: shape.api_transport, claims },
+        work: Work::ApiMix { transport: shape.api_transport, claims, ops: shape.api_ops.clone() },
     };
     let events = StreamPlan { name: "events".to_owned(), rate: shape.event_rate * m, work: shape.events() };
     match scenario {
@@ -284,22 +288,31 @@ struct Driver<'a> {
 }
 
 /// The API mix's weights, like the reference's API scenario: mostly reads.
-const API_MIX: [(u32, MixOp); 6] = [
-    (40, MixOp::List),
-    (10, MixOp::ListActive),
-    (10, MixOp::GetOne),
-    (15, MixOp::Initialize),
-    (15, MixOp::SetActive),
-    (10, MixOp::Claim),
+const API_MIX: [(u32, ApiOp); 6] = [
+    (40, ApiOp::List),
+    (10, ApiOp::ListActive),
+    (10, ApiOp::GetOne),
+    (15, ApiOp::Initialize),
+    (15, ApiOp::SetActive),
+    (10, ApiOp::Claim),
 ];
 
-#[derive(Debug, Clone, Copy)]
-enum MixOp {
+/// One operation of the API mix; `--api-ops` restricts the mix to some of them (keeping their relative weights)
+/// so one endpoint's throughput can be measured alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApiOp {
+    /// List every challenge with the player's progress.
     List,
+    /// List with `active_only`.
     ListActive,
+    /// Get one challenge.
     GetOne,
+    /// Initialize (an already-initialized player: returns their default goals).
     Initialize,
+    /// Activate a selectable goal.
     SetActive,
+    /// Claim a default goal (repeats answer ALREADY_CLAIMED).
     Claim,
 }
 
@@ -323,11 +336,13 @@ impl MixTargets {
     }
 }
 
-fn api_mix_op(targets: &MixTargets, rng: &mut impl Rng) -> Op {
-    let total: u32 = API_MIX.iter().map(|(weight, _)| weight).sum();
-    let mut pick = rng.random_range(0..total);
-    let mut chosen = MixOp::List;
-    for (weight, op) in API_MIX {
+/// Draws an operation from the mix restricted to `ops` (all of it when `ops` is empty).
+fn api_mix_op(targets: &MixTargets, ops: &[ApiOp], rng: &mut impl Rng) -> Op {
+    let mix = || API_MIX.into_iter().filter(|(_, op)| ops.is_empty() || ops.contains(op));
+    let total: u32 = mix().map(|(weight, _)| weight).sum();
+    let mut pick = rng.random_range(0..total.max(1));
+    let mut chosen = ApiOp::List;
+    for (weight, op) in mix() {
         if pick < weight {
             chosen = op;
             break;
@@ -335,20 +350,20 @@ fn api_mix_op(targets: &MixTargets, rng: &mut impl Rng) -> Op {
         pick -= weight;
     }
     match chosen {
-        MixOp::List => Op::ListChallenges { active_only: false },
-        MixOp::ListActive => Op::ListChallenges { active_only: true },
-        MixOp::GetOne => match targets.challenges.choose(rng) {
+        ApiOp::List => Op::ListChallenges { active_only: false },
+        ApiOp::ListActive => Op::ListChallenges { active_only: true },
+        ApiOp::GetOne => match targets.challenges.choose(rng) {
             Some(challenge_id) => Op::GetChallenge { challenge_id: challenge_id.clone() },
             None => Op::ListChallenges { active_only: false },
         },
-        MixOp::Initialize => Op::Initialize,
-        MixOp::SetActive => match targets.selectable.choose(rng) {
+        ApiOp::Initialize => Op::Initialize,
+        ApiOp::SetActive => match targets.selectable.choose(rng) {
             Some((challenge_id, goal_id)) => {
                 Op::SetActive { challenge_id: challenge_id.clone(), goal_id: goal_id.clone(), is_active: true }
             }
             None => Op::ListChallenges { active_only: false },
         },
-        MixOp::Claim => match targets.claimable.choose(rng) {
+        ApiOp::Claim => match targets.claimable.choose(rng) {
             Some((challenge_id, goal_id)) => Op::Claim { challenge_id: challenge_id.clone(), goal_id: goal_id.clone() },
             None => Op::ListChallenges { active_only: true },
         },
@@ -382,9 +397,9 @@ impl Driver<'_> {
         let ctx = self.ctx;
         let mut rng = SmallRng::from_rng(&mut rand::rng());
         match work {
-            Work::ApiMix { transport, claims } => {
+            Work::ApiMix { transport, claims, ops } => {
                 let player = &ctx.population.players[ctx.population.random_player(&mut rng)];
-                let op = api_mix_op(&ctx.targets, &mut rng);
+                let op = api_mix_op(&ctx.targets, ops, &mut rng);
                 self.call(*transport, op, player, scheduled, false, Tolerance::Claims(*claims)).await;
             }
             Work::Events { transport, batch_size } => {
@@ -668,6 +683,7 @@ mod tests {
             duration: Duration::from_secs(60),
             burst_duration: Duration::from_secs(120),
             api_transport: ApiTransport::Http,
+            api_ops: Vec::new(),
             event_transport: EventTransport::Batch,
             batch_size: 50,
         }
@@ -708,9 +724,26 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(3);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..2000 {
-            seen.insert(api_mix_op(&MixTargets::new(&catalog), &mut rng).endpoint(ApiTransport::Grpc));
+            seen.insert(api_mix_op(&MixTargets::new(&catalog), &[], &mut rng).endpoint(ApiTransport::Grpc));
         }
         assert_eq!(seen.len(), 6, "{seen:?}");
+    }
+
+    #[test]
+    fn api_ops_restrict_the_mix() {
+        let catalog = crate::catalog::generate(&crate::catalog::GenParams::default()).expect("config");
+        let targets = MixTargets::new(&catalog);
+        let mut rng = SmallRng::seed_from_u64(5);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..2000 {
+            let op = api_mix_op(&targets, &[ApiOp::Initialize, ApiOp::GetOne], &mut rng);
+            seen.insert(op.endpoint(ApiTransport::Http));
+        }
+        let only_initialize_and_get_one = [
+            Op::Initialize.endpoint(ApiTransport::Http),
+            Op::GetChallenge { challenge_id: String::new() }.endpoint(ApiTransport::Http),
+        ];
+        assert_eq!(seen, only_initialize_and_get_one.into_iter().collect(), "{seen:?}");
     }
 
     fn goal(id: &str, status: &str, active: bool, prerequisites: &[&str]) -> api::Goal {

@@ -137,20 +137,14 @@ impl GoalProgress {
 
     /// Whether events may still move this goal at `now`: active, not claimed, not expired.
     pub fn accepts_events(&self, now: DateTime<Utc>) -> bool {
-        self.is_active
-            && self.status != GoalStatus::Claimed
-            && self.expires_at.is_none_or(|expiry| expiry > now)
+        self.is_active && self.status != GoalStatus::Claimed && self.expires_at.is_none_or(|expiry| expiry > now)
     }
 }
 
 /// Converts a stat value to integer progress the way the reference does (truncation toward zero),
 /// saturating instead of wrapping for values beyond `i64`.
 pub fn stat_value_as_progress(value: f64) -> i64 {
-    if value.is_nan() {
-        0
-    } else {
-        value.trunc().clamp(i64::MIN as f64, i64::MAX as f64) as i64
-    }
+    if value.is_nan() { 0 } else { value.trunc().clamp(i64::MIN as f64, i64::MAX as f64) as i64 }
 }
 
 /// Latest value and event count of one stat code for one player (`user_stat_values`).

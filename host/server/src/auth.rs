@@ -121,7 +121,8 @@ impl Authenticator {
                 Verifier::Hs256(DecodingKey::from_secret(secret.as_bytes()))
             }
             AuthMode::Jwks => {
-                let url = settings.jwks_url.clone().ok_or_else(|| anyhow::anyhow!("auth.mode = jwks needs auth.jwks_url"))?;
+                let url =
+                    settings.jwks_url.clone().ok_or_else(|| anyhow::anyhow!("auth.mode = jwks needs auth.jwks_url"))?;
                 Verifier::Jwks(JwksCache::new(url, Duration::from_secs(settings.jwks_refresh_secs)))
             }
             AuthMode::Dev => {
@@ -143,9 +144,10 @@ impl Authenticator {
     /// Authenticates a player from an `Authorization` header value.
     pub async fn player(&self, authorization: Option<&str>) -> Result<Player, ApiError> {
         let claims = self.claims(authorization).await?;
-        let user_id = claims.sub.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-            ApiError::unauthenticated("the token has no subject (sub)")
-        })?;
+        let user_id = claims
+            .sub
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| ApiError::unauthenticated("the token has no subject (sub)"))?;
         let namespace = claims.other.get(&self.settings.namespace_claim).and_then(|v| v.as_str()).map(str::to_owned);
         Ok(Player { user_id, namespace })
     }
@@ -170,8 +172,8 @@ impl Authenticator {
 
     async fn claims(&self, authorization: Option<&str>) -> Result<Claims, ApiError> {
         let token = bearer(authorization)?;
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| ApiError::unauthenticated(format!("malformed token: {e}")));
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| ApiError::unauthenticated(format!("malformed token: {e}")));
         match &self.verifier {
             Verifier::Dev => {
                 let claims = insecure_claims(token)?;
@@ -265,7 +267,10 @@ impl JwksCache {
             return Ok(key);
         }
         self.refetch().await?;
-        let cached = self.keys.load_full().ok_or_else(|| ApiError::unavailable("JWKS_UNAVAILABLE", "signing keys unavailable"))?;
+        let cached = self
+            .keys
+            .load_full()
+            .ok_or_else(|| ApiError::unavailable("JWKS_UNAVAILABLE", "signing keys unavailable"))?;
         lookup(&cached.1, kid).ok_or_else(|| ApiError::unauthenticated(format!("unknown signing key '{kid}'")))
     }
 
@@ -294,7 +299,9 @@ impl JwksCache {
 
 /// A token without `kid` is accepted when the set holds exactly one key.
 fn lookup(keys: &HashMap<String, DecodingKey>, kid: &str) -> Option<DecodingKey> {
-    keys.get(kid).cloned().or_else(|| if kid.is_empty() && keys.len() == 1 { keys.values().next().cloned() } else { None })
+    keys.get(kid)
+        .cloned()
+        .or_else(|| if kid.is_empty() && keys.len() == 1 { keys.values().next().cloned() } else { None })
 }
 
 #[cfg(test)]

@@ -162,7 +162,8 @@ pub async fn start_with_clock(
     let pins =
         crate::rules::registry::source_pins(&source).map_err(|err| anyhow::anyhow!("invalid challenges: {err}"))?;
     let plugins = PluginLifecycle::start_up(store.clone(), rules.clone(), settings.clone(), &pins).await?;
-    let active = load_catalog_from(&rules, source).map_err(|report| anyhow::anyhow!("invalid challenges:\n{report}"))?;
+    let active =
+        load_catalog_from(&rules, source).map_err(|report| anyhow::anyhow!("invalid challenges:\n{report}"))?;
     tracing::info!(
         backend = store.backend(),
         challenges = active.catalog.challenges().len(),
@@ -266,7 +267,11 @@ fn deduper(settings: &Settings, redis: Option<fred::prelude::Client>) -> Arc<dyn
     }
 }
 
-async fn serve_grpc(listener: TcpListener, routes: tonic::service::Routes, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn serve_grpc(
+    listener: TcpListener,
+    routes: tonic::service::Routes,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .tcp_nodelay(true)

@@ -329,10 +329,15 @@ impl Settings {
         {
             return Err(SettingsError(format!("rewards.base_url must be an http(s):// URL (got '{url}')")));
         }
-        if r.timeout_ms == 0 || r.poll_interval_ms == 0 || r.retry_initial_ms == 0 || r.batch_size == 0 || r.concurrency == 0
+        if r.timeout_ms == 0
+            || r.poll_interval_ms == 0
+            || r.retry_initial_ms == 0
+            || r.batch_size == 0
+            || r.concurrency == 0
         {
             return Err(SettingsError(
-                "rewards.timeout_ms, poll_interval_ms, retry_initial_ms, batch_size and concurrency must be positive".into(),
+                "rewards.timeout_ms, poll_interval_ms, retry_initial_ms, batch_size and concurrency must be positive"
+                    .into(),
             ));
         }
         if r.lease_secs * 1_000 <= r.timeout_ms {

@@ -28,7 +28,11 @@ fn kill_event(id: String, user: &str, value: f64) -> batch::Event {
         user_id: user.into(),
         namespace: NAMESPACE.into(),
         timestamp: String::new(),
-        kind: Some(batch::event::Kind::Stat(batch::StatEvent { stat_code: "kills".into(), latest_value: value, inc: 1.0 })),
+        kind: Some(batch::event::Kind::Stat(batch::StatEvent {
+            stat_code: "kills".into(),
+            latest_value: value,
+            inc: 1.0,
+        })),
     }
 }
 
@@ -95,8 +99,9 @@ async fn acknowledged_events_survive_kill_9() {
         let (user, acknowledged) = (user.clone(), acknowledged.clone());
         producers.push(tokio::spawn(async move {
             for round in 0.. {
-                let events: Vec<batch::Event> =
-                    (0..20).map(|i| kill_event(format!("{user}-{round}-{i}"), &user, f64::from(round * 20 + i))).collect();
+                let events: Vec<batch::Event> = (0..20)
+                    .map(|i| kill_event(format!("{user}-{round}-{i}"), &user, f64::from(round * 20 + i)))
+                    .collect();
                 match client.submit_events(batch::SubmitEventsRequest { events }).await {
                     Ok(response) => acknowledged.lock().await[u] += i64::from(response.into_inner().accepted),
                     Err(_) => break,
@@ -123,7 +128,10 @@ async fn acknowledged_events_survive_kill_9() {
     // A restarted server serves on the same data.
     let restarted =
         TestServer::start(TestOptions { database: Some(database.url.clone()), ..TestOptions::default() }).await;
-    assert_eq!(restarted.state().store.user_stats(&users[0]).await.unwrap()[0].event_count, kills_stored(store.as_ref(), &users[0]).await);
+    assert_eq!(
+        restarted.state().store.user_stats(&users[0]).await.unwrap()[0].event_count,
+        kills_stored(store.as_ref(), &users[0]).await
+    );
 }
 
 /// A TCP proxy in front of PostgreSQL that the test can cut and restore, to simulate an outage.
@@ -191,7 +199,16 @@ async fn database_outage_refuses_events_then_recovers_by_itself() {
     send(&mut client, "before").await.unwrap();
     proxy.cut().await;
     let started = Instant::now();
-    let status = send(&mut client, "during").await.unwrap_err();
+    let during = tokio::spawn(send(&mut client, "during"));
+    // A producer that gives up while the flush worker is stuck: its events must not be stored later.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut abandoned = tonic::Request::new(batch::SubmitEventsRequest {
+        events: vec![kill_event("abandoned".into(), "outage", 100.0)],
+    });
+    abandoned.set_timeout(Duration::from_millis(300));
+    let gave_up = client.clone().submit_events(abandoned).await.unwrap_err();
+    assert!(matches!(gave_up.code(), Code::Cancelled | Code::DeadlineExceeded), "{gave_up:?}");
+    let status = during.await.unwrap().unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(10), "a bounded wait, not a hang: {:?}", started.elapsed());
     let health = reqwest::get(format!("{}/readyz", server.http)).await.unwrap();
@@ -201,10 +218,19 @@ async fn database_outage_refuses_events_then_recovers_by_itself() {
     // The producer retries the refused event; the pipeline recovers without a restart.
     eventually(Duration::from_secs(20), || {
         let mut client = client.clone();
-        async move { client.submit_events(batch::SubmitEventsRequest { events: vec![kill_event("during".into(), "outage", 2.0)] }).await.ok() }
+        async move {
+            client
+                .submit_events(batch::SubmitEventsRequest { events: vec![kill_event("during".into(), "outage", 2.0)] })
+                .await
+                .ok()
+        }
     })
     .await;
     send(&mut client, "after").await.unwrap();
     let direct = open(&database.url).await;
-    assert_eq!(kills_stored(direct.as_ref(), &user).await, 3, "before + during (retried once it was refused) + after");
+    assert_eq!(
+        kills_stored(direct.as_ref(), &user).await,
+        3,
+        "before + during (retried once it was refused) + after; the abandoned call was shed, not stored"
+    );
 }

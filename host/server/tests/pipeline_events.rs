@@ -18,8 +18,9 @@ use tonic::Code;
 type LoginClient = iam::user_authentication_user_logged_in_service_client::UserAuthenticationUserLoggedInServiceClient<
     tonic::transport::Channel,
 >;
-type StatClient =
-    statistic::statistic_stat_item_updated_service_client::StatisticStatItemUpdatedServiceClient<tonic::transport::Channel>;
+type StatClient = statistic::statistic_stat_item_updated_service_client::StatisticStatItemUpdatedServiceClient<
+    tonic::transport::Channel,
+>;
 type BatchClient = batch::event_ingestion_service_client::EventIngestionServiceClient<tonic::transport::Channel>;
 
 struct Clients {
@@ -52,12 +53,7 @@ fn stat(id: &str, user: &str, code: &str, value: f64, inc: f64) -> statistic::St
         id: id.into(),
         user_id: user.into(),
         namespace: NAMESPACE.into(),
-        payload: Some(statistic::StatItem {
-            stat_code: code.into(),
-            latest_value: value,
-            inc,
-            ..Default::default()
-        }),
+        payload: Some(statistic::StatItem { stat_code: code.into(), latest_value: value, inc, ..Default::default() }),
         ..Default::default()
     }
 }

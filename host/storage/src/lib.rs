@@ -31,9 +31,9 @@ pub use registry::{
 pub use rotation_runs::{RotationRun, RotationRuns};
 pub use sqlite::SqliteStore;
 pub use types::{
-    ClaimOutcome, ClaimRefusal, ClaimRequest, FlushBatch, FlushOutcome, GoalFilter, GoalWrite, GrantStatus,
-    MAX_PLUGIN_STATE_BYTES, NewAssignment, NewRewardGrant, ParkedEvaluation, PipelineQuery, PipelineState, RewardGrant,
-    Renewal, RewardType, SelectionOutcome, StatWrite, StoreOptions,
+    ClaimOutcome, ClaimRefusal, ClaimRequest, FlushBatch, FlushOutcome, GoalFilter, GoalGroup, GoalWrite, GrantStatus,
+    MAX_PLUGIN_STATE_BYTES, NewAssignment, NewRewardGrant, ParkedEvaluation, PipelineQuery, PipelineState, Renewal,
+    RewardGrant, RewardType, SelectionOutcome, StatWrite, StoreOptions,
 };
 
 /// File name of the embedded database inside the data directory.
@@ -129,7 +129,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Leases one grant like [`Store::lease_due_grants`] if it is pending and due; `None` when it is settled or
     /// someone else holds its lease.
-    async fn lease_grant(&self, id: i64, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<RewardGrant>>;
+    async fn lease_grant(&self, id: i64, now: DateTime<Utc>, lease_until: DateTime<Utc>)
+    -> Result<Option<RewardGrant>>;
 
     /// Active unclaimed goals and all stats of these users, in two queries.
     async fn load_pipeline_state(&self, query: &PipelineQuery) -> Result<PipelineState>;

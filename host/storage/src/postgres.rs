@@ -1,6 +1,7 @@
 //! PostgreSQL implementation: TIMESTAMPTZ everywhere (no session time zone dependence), batched writes through
 //! `UNNEST` arrays so a flush or a bulk insert is one statement whatever its size.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -137,6 +138,35 @@ fn grant_from_row(row: &PgRow) -> Result<RewardGrant> {
 
 fn decode_all<T>(rows: &[PgRow], decode: fn(&PgRow) -> Result<T>) -> Result<Vec<T>> {
     rows.iter().map(decode).collect()
+}
+
+/// [`PipelineQuery::goal_groups`] as hash sets, for matching many rows.
+struct GroupMatcher<'a>(Vec<(HashSet<&'a str>, HashSet<&'a str>)>);
+
+impl<'a> GroupMatcher<'a> {
+    fn new(groups: &'a [crate::types::GoalGroup]) -> Self {
+        let set = |ids: &'a [String]| ids.iter().map(String::as_str).collect::<HashSet<_>>();
+        Self(groups.iter().map(|group| (set(&group.user_ids), set(&group.goal_ids))).collect())
+    }
+
+    fn wants(&self, user_id: &str, goal_id: &str) -> bool {
+        self.0.iter().any(|(users, goals)| goals.contains(goal_id) && users.contains(user_id))
+    }
+}
+
+/// Decodes the rows that `wanted` accepts (it reads borrowed columns, so rejected rows cost no allocation).
+fn decode_matching<T>(
+    rows: &[PgRow],
+    decode: fn(&PgRow) -> Result<T>,
+    wanted: impl Fn(&PgRow) -> std::result::Result<bool, sqlx::Error>,
+) -> Result<Vec<T>> {
+    let mut decoded = Vec::new();
+    for row in rows {
+        if wanted(row)? {
+            decoded.push(decode(row)?);
+        }
+    }
+    Ok(decoded)
 }
 
 impl PostgresStore {
@@ -438,32 +468,33 @@ impl Store for PostgresStore {
             if assignments.is_empty() {
                 return Ok(0);
             }
-            in_transaction!(self.pool, |tx| async {
-                let mut inserted = 0;
-                for chunk in assignments.chunks(INSERT_CHUNK) {
-                    inserted += sqlx::query(
-                        "INSERT INTO user_goal_progress (user_id, goal_id, challenge_id, namespace, is_active, \
+            // One statement per chunk, outside a transaction: an insert of missing rows is idempotent, so a partial
+            // run is completed by the next call, and a player's defaults (well under a chunk) are one atomic
+            // statement without the BEGIN/COMMIT round trips that cap new-player bursts.
+            let mut inserted = 0;
+            for chunk in assignments.chunks(INSERT_CHUNK) {
+                inserted += sqlx::query(
+                    "INSERT INTO user_goal_progress (user_id, goal_id, challenge_id, namespace, is_active, \
                            assigned_at, expires_at, progress_source, created_at, updated_at) \
                          SELECT u, g, c, n, a, t, e, s, $9, $9 FROM UNNEST($1::text[], $2::text[], $3::text[], \
                            $4::text[], $5::bool[], $6::timestamptz[], $7::timestamptz[], $8::text[]) \
                            AS x(u, g, c, n, a, t, e, s) \
                          ON CONFLICT (user_id, goal_id) DO NOTHING",
-                    )
-                    .bind(chunk.iter().map(|a| a.user_id.as_str()).collect::<Vec<_>>())
-                    .bind(chunk.iter().map(|a| a.goal_id.as_str()).collect::<Vec<_>>())
-                    .bind(chunk.iter().map(|a| a.challenge_id.as_str()).collect::<Vec<_>>())
-                    .bind(chunk.iter().map(|a| a.namespace.as_str()).collect::<Vec<_>>())
-                    .bind(chunk.iter().map(|a| a.is_active).collect::<Vec<_>>())
-                    .bind(chunk.iter().map(|a| a.assigned_at).collect::<Vec<_>>())
-                    .bind(chunk.iter().map(|a| a.expires_at).collect::<Vec<_>>())
-                    .bind(chunk.iter().map(|a| a.progress_source.as_str()).collect::<Vec<_>>())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                }
-                Ok::<_, StorageError>(inserted)
-            })
+                )
+                .bind(chunk.iter().map(|a| a.user_id.as_str()).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|a| a.goal_id.as_str()).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|a| a.challenge_id.as_str()).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|a| a.namespace.as_str()).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|a| a.is_active).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|a| a.assigned_at).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|a| a.expires_at).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|a| a.progress_source.as_str()).collect::<Vec<_>>())
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            }
+            Ok(inserted)
         })
         .await
     }
@@ -647,7 +678,12 @@ impl Store for PostgresStore {
         instrument("lease_due_grants", self.lease_due(now, lease_until, limit)).await
     }
 
-    async fn lease_grant(&self, id: i64, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<RewardGrant>> {
+    async fn lease_grant(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<RewardGrant>> {
         instrument("lease_grant", self.lease_one(id, now, lease_until)).await
     }
 
@@ -656,27 +692,37 @@ impl Store for PostgresStore {
             if query.user_ids.is_empty() {
                 return Ok(PipelineState::default());
             }
+            // Only the user list goes to PostgreSQL, as a range scan over each user's few dozen rows. Narrowing
+            // there would make it probe (user, goal) keys, most of them rows the player does not hold, or, with
+            // the goal groups as a filter, pick a sequential scan on its row estimates: both cost more than
+            // sending the extra rows. They are dropped here before decoding, which is where the host's time goes.
             let goals = sqlx::query(concat!(
                 "SELECT ",
                 goal_columns!(),
-                " FROM user_goal_progress WHERE user_id = ANY($1) AND ($2::text[] IS NULL OR goal_id = ANY($2)) \
-                  AND is_active AND status <> 'claimed' ORDER BY user_id, goal_id"
+                " FROM user_goal_progress WHERE user_id = ANY($1) AND is_active AND status <> 'claimed'"
             ))
             .bind(&query.user_ids)
-            .bind(&query.goal_ids)
             .fetch_all(&self.pool)
             .await?;
-            let stats = sqlx::query(concat!(
-                "SELECT ",
-                stat_columns!(),
-                " FROM user_stat_values WHERE user_id = ANY($1) AND ($2::text[] IS NULL OR stat_code = ANY($2)) \
-                  ORDER BY user_id, stat_code"
-            ))
-            .bind(&query.user_ids)
-            .bind(&query.stat_codes)
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(PipelineState { goals: decode_all(&goals, goal_from_row)?, stats: decode_all(&stats, stat_from_row)? })
+            let stats =
+                sqlx::query(concat!("SELECT ", stat_columns!(), " FROM user_stat_values WHERE user_id = ANY($1)"))
+                    .bind(&query.user_ids)
+                    .fetch_all(&self.pool)
+                    .await?;
+            let wanted_goals = query.goal_groups.as_deref().map(GroupMatcher::new);
+            let wanted_codes: Option<HashSet<&str>> =
+                query.stat_codes.as_ref().map(|codes| codes.iter().map(String::as_str).collect());
+            let mut goals = decode_matching(&goals, goal_from_row, |row| {
+                let Some(wanted) = &wanted_goals else { return Ok(true) };
+                Ok(wanted.wants(row.try_get("user_id")?, row.try_get("goal_id")?))
+            })?;
+            let mut stats = decode_matching(&stats, stat_from_row, |row| {
+                let code = row.try_get::<&str, _>("stat_code")?;
+                Ok(wanted_codes.as_ref().is_none_or(|wanted| wanted.contains(code)))
+            })?;
+            goals.sort_unstable_by(|a, b| (&a.user_id, &a.goal_id).cmp(&(&b.user_id, &b.goal_id)));
+            stats.sort_unstable_by(|a, b| (&a.user_id, &a.stat_code).cmp(&(&b.user_id, &b.stat_code)));
+            Ok(PipelineState { goals, stats })
         })
         .await
     }

@@ -732,7 +732,12 @@ impl Store for SqliteStore {
         instrument("lease_due_grants", self.lease_due(now, lease_until, limit)).await
     }
 
-    async fn lease_grant(&self, id: i64, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<RewardGrant>> {
+    async fn lease_grant(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<RewardGrant>> {
         instrument("lease_grant", self.lease_one(id, now, lease_until)).await
     }
 
@@ -746,11 +751,9 @@ impl Store for SqliteStore {
                 "SELECT ",
                 goal_columns!(),
                 " FROM user_goal_progress WHERE user_id IN (SELECT value FROM json_each(?1)) \
-                  AND (?2 IS NULL OR goal_id IN (SELECT value FROM json_each(?2))) \
                   AND is_active = 1 AND status <> 'claimed' ORDER BY user_id, goal_id"
             ))
             .bind(&users)
-            .bind(query.goal_ids.as_deref().map(|ids| json_list(ids)))
             .fetch_all(&self.reader)
             .await?;
             let stats = sqlx::query(concat!(
@@ -763,7 +766,9 @@ impl Store for SqliteStore {
             .bind(query.stat_codes.as_deref().map(|codes| json_list(codes)))
             .fetch_all(&self.reader)
             .await?;
-            Ok(PipelineState { goals: decode_all(&goals, goal_from_row)?, stats: decode_all(&stats, stat_from_row)? })
+            let mut goals = decode_all(&goals, goal_from_row)?;
+            goals.retain(|goal| query.wants_goal(&goal.user_id, &goal.goal_id));
+            Ok(PipelineState { goals, stats: decode_all(&stats, stat_from_row)? })
         })
         .await
     }

@@ -259,15 +259,33 @@ fn invalid(user_id: &str, key: &str, what: &str) -> StorageError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PipelineQuery {
     pub user_ids: Vec<String>,
-    /// `None`: every goal of the users.
-    pub goal_ids: Option<Vec<String>>,
+    /// The goal rows wanted: the union over the groups of each group's users times its goals (typically one
+    /// group per stat code of the flush: the players who sent it and the goals listening to it). `None`: every
+    /// goal of the users.
+    pub goal_groups: Option<Vec<GoalGroup>>,
     /// `None`: every stat code of the users.
     pub stat_codes: Option<Vec<String>>,
 }
 
+/// Some users' rows for some goals (see [`PipelineQuery::goal_groups`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GoalGroup {
+    pub user_ids: Vec<String>,
+    pub goal_ids: Vec<String>,
+}
+
 impl PipelineQuery {
+    /// Whether the query wants `user_id`'s row of `goal_id` (what a backend that cannot filter in SQL applies).
+    pub fn wants_goal(&self, user_id: &str, goal_id: &str) -> bool {
+        self.goal_groups.as_ref().is_none_or(|groups| {
+            groups
+                .iter()
+                .any(|g| g.goal_ids.iter().any(|id| id == goal_id) && g.user_ids.iter().any(|id| id == user_id))
+        })
+    }
+
     pub fn for_users(user_ids: &[String]) -> Self {
-        Self { user_ids: user_ids.to_vec(), goal_ids: None, stat_codes: None }
+        Self { user_ids: user_ids.to_vec(), goal_groups: None, stat_codes: None }
     }
 }
 

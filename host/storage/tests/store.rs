@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use challenge_core::progress::{GoalStatus, ProgressSource};
 use challenge_storage::{
-    ClaimOutcome, ClaimRefusal, FlushBatch, GoalFilter, GrantStatus, PipelineQuery, RewardType, StorageError,
-    StoreOptions, open_store,
+    ClaimOutcome, ClaimRefusal, FlushBatch, GoalFilter, GoalGroup, GrantStatus, PipelineQuery, RewardType,
+    StorageError, StoreOptions, open_store,
 };
 use common::*;
 
@@ -751,15 +751,18 @@ async fn pipeline_state_narrows_to_goals_and_stat_codes(db: &TestDb) {
     store.apply_flush(&FlushBatch { stats, goals: vec![], parked: vec![] }).await.unwrap();
 
     let query = PipelineQuery {
-        user_ids: vec!["u1".to_owned()],
-        goal_ids: Some(vec!["g1".to_owned(), "g3".to_owned()]),
+        user_ids: vec!["u1".to_owned(), "u2".to_owned()],
+        goal_groups: Some(vec![
+            GoalGroup { user_ids: vec!["u1".to_owned()], goal_ids: vec!["g3".to_owned(), "g1".to_owned()] },
+            GoalGroup { user_ids: vec!["u2".to_owned(), "u3".to_owned()], goal_ids: vec!["g2".to_owned()] },
+        ]),
         stat_codes: Some(vec!["wins".to_owned()]),
     };
     let state = store.load_pipeline_state(&query).await.unwrap();
     let goals: Vec<(&str, &str)> = state.goals.iter().map(|g| (g.user_id.as_str(), g.goal_id.as_str())).collect();
-    assert_eq!(goals, [("u1", "g1"), ("u1", "g3")]);
+    assert_eq!(goals, [("u1", "g1"), ("u1", "g3"), ("u2", "g2")], "exactly the keys asked for, in order");
     let codes: Vec<(&str, &str)> = state.stats.iter().map(|s| (s.user_id.as_str(), s.stat_code.as_str())).collect();
-    assert_eq!(codes, [("u1", "wins")]);
+    assert_eq!(codes, [("u1", "wins"), ("u2", "wins")]);
     let everything = store.load_pipeline_state(&PipelineQuery::for_users(&users)).await.unwrap();
     assert_eq!((everything.goals.len(), everything.stats.len()), (6, 6));
 }

@@ -85,7 +85,11 @@ impl statistic::statistic_stat_item_updated_service_server::StatisticStatItemUpd
             user_id: message.user_id,
             namespace: message.namespace,
             timestamp: non_empty(message.timestamp),
-            kind: EventKind::Stat { stat_code: payload.stat_code, latest_value: payload.latest_value, inc: payload.inc },
+            kind: EventKind::Stat {
+                stat_code: payload.stat_code,
+                latest_value: payload.latest_value,
+                inc: payload.inc,
+            },
         };
         self.submit_one(event, "stat_item_updated").await
     }

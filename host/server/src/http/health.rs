@@ -19,8 +19,8 @@ pub async fn healthz() -> impl IntoResponse {
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
     let database_ok = matches!(database, Ok(Ok(())));
-    let migrations_ok =
-        database_ok && matches!(tokio::time::timeout(Duration::from_secs(2), state.store.migrations_applied()).await, Ok(Ok(true)));
+    let migrations_ok = database_ok
+        && matches!(tokio::time::timeout(Duration::from_secs(2), state.store.migrations_applied()).await, Ok(Ok(true)));
     let config = state.config();
     let catalog = &config.catalog;
     let plugins_ok = state.rules.is_ready();

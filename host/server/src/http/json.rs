@@ -17,9 +17,10 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(JsonRejection::MissingJsonContentType(_)) => {
-                Err(ApiError::invalid("UNSUPPORTED_MEDIA_TYPE", "send the body as JSON (Content-Type: application/json)"))
-            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::invalid(
+                "UNSUPPORTED_MEDIA_TYPE",
+                "send the body as JSON (Content-Type: application/json)",
+            )),
             Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::new(ErrorKind::PayloadTooLarge, "BODY_TOO_LARGE", "the request body is too large"))
             }

@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, TimeZone, Utc};
 use challenge_core::progress::{GoalProgress, GoalStatus, ProgressSource, StatValue};
 use challenge_plugin_runtime::{
     EvaluationRequest, Event as PluginEvent, EventKind as PluginEventKind, GoalInput, GoalState,
     GoalStatus as PluginGoalStatus, GoalUpdate, ProgressSource as PluginProgressSource,
 };
 use challenge_storage::{FlushBatch, GoalWrite, ParkedEvaluation, PipelineState, StatWrite};
+use chrono::{DateTime, TimeZone, Utc};
 
 use super::event::{Event, EventKind};
 use crate::rules::{GoalRule, RuleBook, RuleEngine, Signal, SignalSource};
@@ -176,9 +176,8 @@ impl UserFlush<'_> {
         engine: &RuleEngine,
         plan: &mut FlushPlan,
     ) {
-        let listened: Vec<usize> = (0..signals.len())
-            .filter(|&i| members.iter().any(|&g| self.goals[g].1.listens_to(&signals[i])))
-            .collect();
+        let listened: Vec<usize> =
+            (0..signals.len()).filter(|&i| members.iter().any(|&g| self.goals[g].1.listens_to(&signals[i]))).collect();
         let events: Vec<PluginEvent> = listened.iter().map(|&i| self.plugin_event(&signals[i], sequences[i])).collect();
         let goals: Vec<GoalInput> = members
             .iter()
@@ -199,7 +198,8 @@ impl UserFlush<'_> {
         };
         let request = EvaluationRequest { user_id: self.user_id.to_owned(), events, goals };
         let Some(plugin) = engine.resolve(plugin_name, pinned) else {
-            let parked = park(&request, pinned.unwrap_or("active"), "not_loaded", "plugin version is not loaded".into());
+            let parked =
+                park(&request, pinned.unwrap_or("active"), "not_loaded", "plugin version is not loaded".into());
             plan.batch.parked.push(parked);
             return;
         };

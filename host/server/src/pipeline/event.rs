@@ -112,10 +112,8 @@ mod tests {
         assert_eq!(code(stat(f64::NAN)), "INVALID_VALUE");
         assert_eq!(code(stat(f64::INFINITY)), "INVALID_VALUE");
         assert_eq!(code(IncomingEvent { timestamp: Some("yesterday".into()), ..stat(1.0) }), "INVALID_TIMESTAMP");
-        let no_code = IncomingEvent {
-            kind: EventKind::Stat { stat_code: "".into(), latest_value: 1.0, inc: 0.0 },
-            ..stat(1.0)
-        };
+        let no_code =
+            IncomingEvent { kind: EventKind::Stat { stat_code: "".into(), latest_value: 1.0, inc: 0.0 }, ..stat(1.0) };
         assert_eq!(code(no_code), "MISSING_STAT_CODE");
     }
 

@@ -62,11 +62,29 @@ impl Worker {
                     () = tokio::time::sleep_until(deadline) => break,
                 }
             }
-            metrics::gauge!("pipeline_queue_depth", "partition" => self.partition.to_string())
-                .set(queue.len() as f64);
-            self.flush(batch).await;
+            metrics::gauge!("pipeline_queue_depth", "partition" => self.partition.to_string()).set(queue.len() as f64);
+            let batch = self.shed_abandoned(batch).await;
+            if !batch.is_empty() {
+                self.flush(batch).await;
+            }
         }
         tracing::debug!(partition = self.partition, "flush worker drained and stopped");
+    }
+
+    /// Drops the submissions whose caller has gone (cancelled or timed out): under overload, storing events
+    /// nobody will be told about only delays the callers still waiting. They were never acknowledged, so the
+    /// producer retries them; their dedupe reservations are released for that.
+    async fn shed_abandoned(&self, batch: Vec<Submission>) -> Vec<Submission> {
+        let (live, abandoned): (Vec<_>, Vec<_>) = batch.into_iter().partition(|s| !s.reply.is_closed());
+        if !abandoned.is_empty() {
+            let events: usize = abandoned.iter().map(|s| s.events.len()).sum();
+            metrics::counter!("pipeline_events_shed_total").increment(events as u64);
+            tracing::debug!(partition = self.partition, events, "shed events whose callers gave up");
+            for submission in abandoned {
+                self.deduper.release(&submission.dedupe_ids).await;
+            }
+        }
+        live
     }
 
     /// Commits a batch or fails every submission in it; never leaves a caller without an answer.
@@ -157,11 +175,7 @@ impl Worker {
 }
 
 fn storage_failure(err: challenge_storage::StorageError) -> FlushFailure {
-    if err.is_retryable() {
-        FlushFailure::Transient(err.to_string())
-    } else {
-        FlushFailure::Permanent(err.to_string())
-    }
+    if err.is_retryable() { FlushFailure::Transient(err.to_string()) } else { FlushFailure::Permanent(err.to_string()) }
 }
 
 async fn wait_for_stop(stopped: &mut watch::Receiver<bool>) {
@@ -171,48 +185,59 @@ async fn wait_for_stop(stopped: &mut watch::Receiver<bool>) {
 
 /// Users whose stat or goal rows this flush wrote.
 fn changed_users(batch: &challenge_storage::FlushBatch) -> Vec<String> {
-    let mut users: Vec<String> = batch
-        .stats
-        .iter()
-        .map(|s| s.user_id.clone())
-        .chain(batch.goals.iter().map(|g| g.user_id.clone()))
-        .collect();
+    let mut users: Vec<String> =
+        batch.stats.iter().map(|s| s.user_id.clone()).chain(batch.goals.iter().map(|g| g.user_id.clone())).collect();
     users.sort_unstable();
     users.dedup();
     users
 }
 
-/// The rows a flush needs: its users' goals that listen to the batch's stat codes, and those stat values.
+/// The rows a flush needs: per stat code of the batch, the goals listening to it for the users who sent it, and
+/// those users' stat values.
 fn pipeline_query(events: &[super::Event], book: &crate::rules::RuleBook) -> challenge_storage::PipelineQuery {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use super::EventKind;
     use crate::rules::SignalSource;
 
-    let mut users = BTreeSet::new();
-    let mut codes: BTreeSet<(SignalSource, &str)> = BTreeSet::new();
+    let mut senders: BTreeMap<(SignalSource, &str), BTreeSet<&str>> = BTreeMap::new();
     for event in events {
-        users.insert(event.user_id.clone());
+        let user = event.user_id.as_str();
         match &event.kind {
-            EventKind::Login => codes.extend(book.login_stat_codes().iter().map(|c| (SignalSource::Login, c.as_str()))),
+            EventKind::Login => {
+                for code in book.login_stat_codes() {
+                    senders.entry((SignalSource::Login, code.as_str())).or_default().insert(user);
+                }
+            }
             EventKind::Stat { stat_code, .. } => {
-                codes.insert((SignalSource::Statistic, stat_code.as_str()));
+                senders.entry((SignalSource::Statistic, stat_code.as_str())).or_default().insert(user);
             }
         }
     }
-    let goal_ids: BTreeSet<String> =
-        codes.iter().flat_map(|(source, code)| book.listeners(*source, code).iter().cloned()).collect();
+    let mut users: BTreeSet<&str> = BTreeSet::new();
     // Plugins may also read the stats of the extra codes their goals listen to; stat rows are small, so the
-    // stat filter is the codes of the events plus every code of the concerned goals.
-    let mut stat_codes: BTreeSet<String> = codes.iter().map(|(_, code)| (*code).to_owned()).collect();
-    for goal_id in &goal_ids {
-        if let Some(rule) = book.rule(goal_id) {
-            stat_codes.extend(rule.stat_codes.iter().cloned());
+    // stat filter is the codes of the events plus every code of the goals listening to them.
+    let mut stat_codes: BTreeSet<&str> = BTreeSet::new();
+    let mut goal_groups = Vec::new();
+    for ((source, code), code_users) in senders {
+        stat_codes.insert(code);
+        let listeners = book.listeners(source, code);
+        for goal_id in listeners {
+            if let Some(rule) = book.rule(goal_id) {
+                stat_codes.extend(rule.stat_codes.iter().map(String::as_str));
+            }
+        }
+        users.extend(&code_users);
+        if !listeners.is_empty() {
+            goal_groups.push(challenge_storage::GoalGroup {
+                user_ids: code_users.into_iter().map(str::to_owned).collect(),
+                goal_ids: listeners.to_vec(),
+            });
         }
     }
     challenge_storage::PipelineQuery {
-        user_ids: users.into_iter().collect(),
-        goal_ids: Some(goal_ids.into_iter().collect()),
-        stat_codes: Some(stat_codes.into_iter().collect()),
+        user_ids: users.into_iter().map(str::to_owned).collect(),
+        goal_groups: Some(goal_groups),
+        stat_codes: Some(stat_codes.into_iter().map(str::to_owned).collect()),
     }
 }
