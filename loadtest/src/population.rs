@@ -65,6 +65,9 @@ pub struct EventMix {
 
 pub struct Population {
     pub run_id: String,
+    /// Event ids start with the run id and a per-process nonce: a repeated `--run-id` must not send ids that
+    /// the server's dedupe window still remembers from the last run (they would be acknowledged, not counted).
+    event_prefix: String,
     pub namespace: String,
     pub players: Vec<Player>,
     /// Login stat codes a login event counts under (those of the default login goals).
@@ -97,6 +100,7 @@ impl Population {
         let codes = login_codes.len() + stat_codes.len();
         Ok(Self {
             run_id: run_id.to_owned(),
+            event_prefix: format!("{run_id}-{:08x}", rand::random::<u32>()),
             namespace: namespace.to_owned(),
             values: (0..users * stat_codes.len()).map(|_| AtomicI64::new(0)).collect(),
             expected: (0..users * codes).map(|_| AtomicU64::new(0)).collect(),
@@ -124,7 +128,7 @@ impl Population {
     }
 
     fn event_id(&self) -> String {
-        format!("{}-e{}", self.run_id, self.next_event.fetch_add(1, Ordering::Relaxed))
+        format!("{}-e{}", self.event_prefix, self.next_event.fetch_add(1, Ordering::Relaxed))
     }
 
     pub fn login(&self, player: usize) -> Event {
