@@ -140,20 +140,6 @@ fn decode_all<T>(rows: &[PgRow], decode: fn(&PgRow) -> Result<T>) -> Result<Vec<
     rows.iter().map(decode).collect()
 }
 
-/// [`PipelineQuery::goal_groups`] as hash sets, for matching many rows.
-struct GroupMatcher<'a>(Vec<(HashSet<&'a str>, HashSet<&'a str>)>);
-
-impl<'a> GroupMatcher<'a> {
-    fn new(groups: &'a [crate::types::GoalGroup]) -> Self {
-        let set = |ids: &'a [String]| ids.iter().map(String::as_str).collect::<HashSet<_>>();
-        Self(groups.iter().map(|group| (set(&group.user_ids), set(&group.goal_ids))).collect())
-    }
-
-    fn wants(&self, user_id: &str, goal_id: &str) -> bool {
-        self.0.iter().any(|(users, goals)| goals.contains(goal_id) && users.contains(user_id))
-    }
-}
-
 /// Decodes the rows that `wanted` accepts (it reads borrowed columns, so rejected rows cost no allocation).
 fn decode_matching<T>(
     rows: &[PgRow],
@@ -709,12 +695,11 @@ impl Store for PostgresStore {
                     .bind(&query.user_ids)
                     .fetch_all(&self.pool)
                     .await?;
-            let wanted_goals = query.goal_groups.as_deref().map(GroupMatcher::new);
+            let wanted_goals = query.goal_matcher();
             let wanted_codes: Option<HashSet<&str>> =
                 query.stat_codes.as_ref().map(|codes| codes.iter().map(String::as_str).collect());
             let mut goals = decode_matching(&goals, goal_from_row, |row| {
-                let Some(wanted) = &wanted_goals else { return Ok(true) };
-                Ok(wanted.wants(row.try_get("user_id")?, row.try_get("goal_id")?))
+                Ok(wanted_goals.wants(row.try_get("user_id")?, row.try_get("goal_id")?))
             })?;
             let mut stats = decode_matching(&stats, stat_from_row, |row| {
                 let code = row.try_get::<&str, _>("stat_code")?;

@@ -767,7 +767,8 @@ impl Store for SqliteStore {
             .fetch_all(&self.reader)
             .await?;
             let mut goals = decode_all(&goals, goal_from_row)?;
-            goals.retain(|goal| query.wants_goal(&goal.user_id, &goal.goal_id));
+            let wanted_goals = query.goal_matcher();
+            goals.retain(|goal| wanted_goals.wants(&goal.user_id, &goal.goal_id));
             Ok(PipelineState { goals, stats: decode_all(&stats, stat_from_row)? })
         })
         .await

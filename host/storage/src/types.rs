@@ -1,5 +1,6 @@
 //! Arguments and results of the [`crate::Store`] methods.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -267,6 +268,17 @@ pub struct PipelineQuery {
     pub stat_codes: Option<Vec<String>>,
 }
 
+/// [`PipelineQuery::goal_groups`] as hash sets, for matching many rows; `None` wants every row.
+pub(crate) struct GoalMatcher<'a>(Option<Vec<(HashSet<&'a str>, HashSet<&'a str>)>>);
+
+impl GoalMatcher<'_> {
+    pub(crate) fn wants(&self, user_id: &str, goal_id: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|groups| groups.iter().any(|(users, goals)| goals.contains(goal_id) && users.contains(user_id)))
+    }
+}
+
 /// Some users' rows for some goals (see [`PipelineQuery::goal_groups`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GoalGroup {
@@ -275,13 +287,16 @@ pub struct GoalGroup {
 }
 
 impl PipelineQuery {
-    /// Whether the query wants `user_id`'s row of `goal_id` (what a backend that cannot filter in SQL applies).
-    pub fn wants_goal(&self, user_id: &str, goal_id: &str) -> bool {
-        self.goal_groups.as_ref().is_none_or(|groups| {
-            groups
-                .iter()
-                .any(|g| g.goal_ids.iter().any(|id| id == goal_id) && g.user_ids.iter().any(|id| id == user_id))
-        })
+    /// Matches rows against [`PipelineQuery::goal_groups`]: the one place both backends narrow goal rows.
+    pub(crate) fn goal_matcher(&self) -> GoalMatcher<'_> {
+        fn set(ids: &[String]) -> HashSet<&str> {
+            ids.iter().map(String::as_str).collect()
+        }
+        GoalMatcher(
+            self.goal_groups
+                .as_ref()
+                .map(|groups| groups.iter().map(|group| (set(&group.user_ids), set(&group.goal_ids))).collect()),
+        )
     }
 
     pub fn for_users(user_ids: &[String]) -> Self {
