@@ -18,7 +18,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::auth::Authenticator;
-use crate::pipeline::{CommitListener, Deduper, LocalDeduper, Pipeline, PipelineContext, RedisDeduper};
+use crate::cache::Generations;
+use crate::pipeline::{Deduper, LocalDeduper, Pipeline, PipelineContext, RedisDeduper, StateCache};
 use crate::player::{PlayerApi, SnapshotCache};
 use crate::rewards::{self, RewardDelivery};
 use crate::rules::RuleEngine;
@@ -180,9 +181,11 @@ pub async fn start_with_clock(
 
     let config = Arc::new(ArcSwap::from_pointee(active));
     plugins.run(config.clone(), redis.clone(), stopped.clone(), &mut tasks);
-    // The player cache hears about every committed flush, so reads never show progress older than the commit.
-    let cache = Arc::new(SnapshotCache::new(&settings.cache, redis.clone()));
-    let listeners: Vec<Arc<dyn CommitListener>> = vec![cache.clone()];
+    // One set of player generations: a committed flush makes the read cache's copy stale, and an API write the
+    // pipeline's, here and on every instance sharing the Redis.
+    let generations = Generations::new(&settings.cache, redis.clone());
+    let cache = Arc::new(SnapshotCache::sharing(generations.clone(), &settings.cache, "player"));
+    let state_cache = Arc::new(StateCache::sharing(generations, &settings.cache, "pipeline"));
     let pipeline = Pipeline::start(
         PipelineContext {
             store: store.clone(),
@@ -190,7 +193,7 @@ pub async fn start_with_clock(
             engine: rules.clone(),
             settings: settings.pipeline.clone(),
             namespace: settings.namespace.clone(),
-            listeners,
+            state_cache,
         },
         deduper(&settings, redis.clone()),
         stopped.clone(),

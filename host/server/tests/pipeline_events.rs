@@ -187,6 +187,8 @@ async fn inactive_expired_and_claimed_goals_are_untouched() {
     off.goal_id = "wins-3".into();
     off.expires_at = Some(Utc::now() - TimeDelta::minutes(1));
     state.store.set_goal_active(&off, true, Utc::now()).await.unwrap();
+    // These writes bypassed the player API, which tells the caches about its own.
+    state.player.changed(user).await;
 
     let before: Vec<GoalProgress> = state.store.user_goals(user, &GoalFilter::default()).await.unwrap();
     c.stat.on_message(stat("a2", user, "level", 9.0, 4.0)).await.unwrap();

@@ -459,6 +459,7 @@ async fn daily_and_rotating_completions_only_count_in_their_period() {
              WHERE user_id = '{user}' AND goal_id = 'play-today'"
         ))
         .await;
+    server.state().player.changed(&user).await;
     let failure = expect_failure(
         server.call(Via::Grpc, Some(&bearer), Op::Claim { challenge: "grind", goal: "play-today" }).await,
         409,
@@ -485,7 +486,7 @@ async fn daily_and_rotating_completions_only_count_in_their_period() {
         ))
         .await;
     // Direct SQL bypasses the API, so tell the cache.
-    server.state().player.cache().invalidate(std::slice::from_ref(&user)).await;
+    server.state().player.changed(&user).await;
     let list = server.call(Via::Grpc, Some(&bearer), Op::List { active_only: false }).await.unwrap();
     let weekly = goal(&list, "weekly-wins");
     assert_eq!((weekly["status"].as_str(), weekly["progress"].as_i64()), (Some("not_started"), Some(0)));

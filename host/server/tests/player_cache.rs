@@ -125,6 +125,76 @@ async fn a_change_on_one_instance_is_seen_by_the_others_at_once() {
     assert!(progress(&first, Via::Grpc, &user, "kills-100").await.2);
 }
 
+/// The event pipeline keeps each player's rows between flushes: goal changes made through the API, on the same
+/// instance (`api` is `events`) or on another one, must reach the next evaluation.
+async fn events_follow_goal_changes(events: &PlayerServer, api: &PlayerServer) {
+    let user = unique_user("pipeline");
+    let bearer = token(&user);
+    api.call(Via::Http, Some(&bearer), Op::Initialize).await.unwrap();
+    // The pipeline now holds the player's rows, without wins-3 (not active yet): this win counts for nothing.
+    events.stat_event(&user, "level", 1.0, 1.0).await;
+    events.stat_event(&user, "wins", 1.0, 1.0).await;
+    assert_eq!(progress(api, Via::Http, &user, "wins-3").await, (0, "not_started".to_owned(), false));
+
+    api.call(Via::Grpc, Some(&bearer), Op::SetActive { challenge: "grind", goal: "wins-3", active: true })
+        .await
+        .unwrap();
+    // Relative goal: its baseline is taken from this first event after activation (3 - 2 = 1).
+    events.stat_event(&user, "wins", 3.0, 2.0).await;
+    assert_eq!(progress(api, Via::Http, &user, "wins-3").await, (2, "in_progress".to_owned(), true));
+    events.stat_event(&user, "wins", 4.0, 1.0).await;
+    events.stat_event(&user, "level", 2.0, 1.0).await;
+    assert_eq!(progress(api, Via::Grpc, &user, "wins-3").await, (3, "completed".to_owned(), true));
+    assert_eq!(progress(api, Via::Grpc, &user, "reach-level-5").await.0, 2);
+
+    api.call(Via::Http, Some(&bearer), Op::Claim { challenge: "grind", goal: "wins-3" }).await.unwrap();
+    events.stat_event(&user, "wins", 10.0, 6.0).await;
+    events.stat_event(&user, "level", 3.0, 1.0).await;
+    assert_eq!(progress(api, Via::Http, &user, "wins-3").await.1, "claimed");
+    assert_eq!(progress(api, Via::Http, &user, "reach-level-5").await.0, 3);
+    assert_eq!(
+        api.sql_count(&format!(
+            "SELECT progress FROM user_goal_progress WHERE user_id = '{user}' AND goal_id = 'wins-3'"
+        ))
+        .await,
+        3,
+        "a claimed goal never changes"
+    );
+
+    let metrics = events.metrics().await;
+    let pipeline_hits: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("player_cache_total{") && line.contains("cache=\"pipeline\""))
+        .filter(|line| line.contains("result=\"hit\""))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(pipeline_hits >= 1.0, "flushes reused cached rows: {metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pipeline_sees_goal_changes_made_through_the_api() {
+    let server = PlayerServer::start(Setup::default()).await;
+    events_follow_goal_changes(&server, &server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pipeline_sees_goal_changes_made_on_another_instance() {
+    let first = PlayerServer::start(Setup {
+        redis_url: Some(redis_url()),
+        configure: |settings| settings.cache.key_prefix = "pipeline-cache-test:".to_owned(),
+        ..Setup::default()
+    })
+    .await;
+    let second = PlayerServer::start(Setup {
+        redis_url: Some(redis_url()),
+        share: first.database.clone(),
+        configure: |settings| settings.cache.key_prefix = "pipeline-cache-test:".to_owned(),
+        ..Setup::default()
+    })
+    .await;
+    events_follow_goal_changes(&first, &second).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_redis_down_requests_still_succeed_and_errors_are_counted() {
     // A port nothing listens on.

@@ -92,7 +92,7 @@ impl Rig {
     async fn sql(&self, user: &str, statement: &str) {
         sqlx::query(sqlx::AssertSqlSafe(statement.to_owned())).execute(&self.pool).await.unwrap();
         let state = &self.server.as_ref().unwrap().state;
-        state.player.cache().invalidate(&[user.to_owned()]).await;
+        state.player.changed(user).await;
     }
 
     async fn row(&self, user: &str, goal: &str) -> (i64, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>) {

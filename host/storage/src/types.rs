@@ -221,6 +221,29 @@ impl StatWrite {
     }
 }
 
+impl StatWrite {
+    /// The row [`crate::Store::apply_flush`] leaves after this write, given the row before it (`None`: no row
+    /// yet), for callers that keep copies of rows. Applying a flush's writes one by one gives the same rows as
+    /// the flush's merged statement.
+    pub fn applied_to(&self, current: Option<&StatValue>) -> StatValue {
+        match current {
+            Some(row) => StatValue {
+                value: self.value.unwrap_or(row.value),
+                event_count: row.event_count.saturating_add(self.count_delta),
+                updated_at: row.updated_at.max(self.updated_at),
+                ..row.clone()
+            },
+            None => StatValue {
+                user_id: self.user_id.clone(),
+                stat_code: self.stat_code.clone(),
+                value: self.value.unwrap_or(0.0),
+                event_count: self.count_delta,
+                updated_at: self.updated_at,
+            },
+        }
+    }
+}
+
 /// A new state of one goal row, computed by the pipeline. Skipped when the row is inactive or claimed by then.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GoalWrite {
@@ -248,6 +271,24 @@ impl GoalWrite {
             return Err(invalid(&self.user_id, &self.goal_id, "plugin state larger than 4096 bytes"));
         }
         Ok(())
+    }
+}
+
+impl GoalWrite {
+    /// Applies this write to a copy of the row as [`crate::Store::apply_flush`] applies it to the stored row;
+    /// returns `false` (row untouched) where the flush skips it: the row is inactive or claimed.
+    pub fn apply_to(&self, row: &mut GoalProgress) -> bool {
+        if !row.is_active || row.status == GoalStatus::Claimed {
+            return false;
+        }
+        row.progress = self.progress;
+        row.status = self.status;
+        row.completed_at = self.completed_at;
+        row.baseline_value = self.baseline_value;
+        row.plugin_state.clone_from(&self.plugin_state);
+        row.progress_source = self.progress_source;
+        row.updated_at = self.updated_at;
+        true
     }
 }
 

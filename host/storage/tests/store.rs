@@ -34,6 +34,7 @@ backend_tests! {
         flush_of_5000_writes_in_one_call,
         flush_parks_failed_evaluations_in_the_same_transaction,
         pipeline_state_narrows_to_goals_and_stat_codes,
+        writes_applied_to_copies_match_the_reloaded_rows,
     ],
     unmigrated: [fresh_database_reports_missing_migrations],
 }
@@ -765,4 +766,66 @@ async fn pipeline_state_narrows_to_goals_and_stat_codes(db: &TestDb) {
     assert_eq!(codes, [("u1", "wins"), ("u2", "wins")]);
     let everything = store.load_pipeline_state(&PipelineQuery::for_users(&users)).await.unwrap();
     assert_eq!((everything.goals.len(), everything.stats.len()), (6, 6));
+}
+
+/// Callers that keep copies of pipeline rows update them with `StatWrite::applied_to` and `GoalWrite::apply_to`:
+/// after any flush the copies must equal what the database returns, field by field.
+async fn writes_applied_to_copies_match_the_reloaded_rows(db: &TestDb) {
+    let store = &db.store;
+    let users = ["u1".to_owned(), "u2".to_owned()];
+    store
+        .insert_missing_assignments(
+            &[assignment("u1", "c1", "kills10"), assignment("u1", "c1", "streak"), assignment("u2", "c1", "x")],
+            at(0),
+        )
+        .await
+        .unwrap();
+    let mut copy = store.load_pipeline_state(&PipelineQuery::for_users(&users)).await.unwrap();
+
+    let mut streak = goal_write("u1", "streak", 2, GoalStatus::InProgress, at(2));
+    streak.plugin_state = Some(vec![1, 2, 3]);
+    let mut baseline = goal_write("u1", "kills10", 0, GoalStatus::InProgress, at(2));
+    baseline.baseline_value = Some(4);
+    baseline.progress_source = ProgressSource::StatValue;
+    let mut done = goal_write("u1", "streak", 3, GoalStatus::Completed, at(3));
+    done.completed_at = Some(at(3));
+    let batches = [
+        FlushBatch {
+            stats: vec![
+                stat_write("u1", "login", None, 1, at(1)),
+                stat_write("u1", "kills", Some(4.0), 1, at(1)),
+                stat_write("u1", "kills", None, 2, at(2)),
+            ],
+            goals: vec![streak, baseline],
+            parked: vec![],
+        },
+        FlushBatch {
+            stats: vec![stat_write("u1", "kills", Some(9.5), 1, at(3)), stat_write("u2", "kills", None, 1, at(1))],
+            goals: vec![done, goal_write("u2", "x", 1, GoalStatus::InProgress, at(3))],
+            parked: vec![],
+        },
+        FlushBatch {
+            // An older timestamp does not move updated_at back; the cleared baseline is written as NULL.
+            stats: vec![stat_write("u1", "kills", None, 1, at(2))],
+            goals: vec![goal_write("u1", "kills10", 5, GoalStatus::InProgress, at(4))],
+            parked: vec![],
+        },
+    ];
+    for batch in &batches {
+        store.apply_flush(batch).await.unwrap();
+        for write in &batch.stats {
+            let at = copy.stats.iter().position(|s| s.user_id == write.user_id && s.stat_code == write.stat_code);
+            match at {
+                Some(at) => copy.stats[at] = write.applied_to(Some(&copy.stats[at])),
+                None => copy.stats.push(write.applied_to(None)),
+            }
+        }
+        for write in &batch.goals {
+            let row = copy.goals.iter_mut().find(|g| g.user_id == write.user_id && g.goal_id == write.goal_id);
+            assert!(write.apply_to(row.expect("copied row")));
+        }
+        copy.stats.sort_by(|a, b| (&a.user_id, &a.stat_code).cmp(&(&b.user_id, &b.stat_code)));
+        let reloaded = store.load_pipeline_state(&PipelineQuery::for_users(&users)).await.unwrap();
+        assert_eq!(copy, reloaded);
+    }
 }

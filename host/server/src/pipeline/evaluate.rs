@@ -12,10 +12,11 @@ use challenge_plugin_runtime::{
     EvaluationRequest, Event as PluginEvent, EventKind as PluginEventKind, GoalInput, GoalState,
     GoalStatus as PluginGoalStatus, GoalUpdate, ProgressSource as PluginProgressSource,
 };
-use challenge_storage::{FlushBatch, GoalWrite, ParkedEvaluation, PipelineState, StatWrite};
+use challenge_storage::{FlushBatch, GoalWrite, ParkedEvaluation, StatWrite};
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::event::{Event, EventKind};
+use super::state::UserStates;
 use crate::rules::{GoalRule, RuleBook, RuleEngine, Signal, SignalSource};
 
 /// The writes of one flush. A plugin call that failed leaves its goals untouched and is parked in
@@ -28,24 +29,28 @@ pub struct FlushPlan {
     pub ignored_events: usize,
 }
 
-/// Plans the writes for `events` (in arrival order, any users) given the users' current state.
+/// Plans the writes for `events` (in arrival order, any users) given the users' current rows.
 pub fn plan_flush(
     events: &[Event],
-    state: &PipelineState,
+    states: &UserStates,
     book: &RuleBook,
     engine: &RuleEngine,
     now: DateTime<Utc>,
 ) -> FlushPlan {
     let mut goals_by_user: HashMap<&str, Vec<(&GoalProgress, &GoalRule)>> = HashMap::new();
-    for row in &state.goals {
-        if let Some(rule) = book.rule(&row.goal_id)
-            && row.accepts_events(now)
-        {
-            goals_by_user.entry(row.user_id.as_str()).or_default().push((row, rule));
+    let mut stats: HashMap<(&str, &str), &StatValue> = HashMap::new();
+    for (user_id, state) in states {
+        let goals: Vec<_> = state
+            .goals
+            .iter()
+            .filter(|row| row.accepts_events(now))
+            .filter_map(|row| book.rule(&row.goal_id).map(|rule| (row.as_ref(), rule)))
+            .collect();
+        if !goals.is_empty() {
+            goals_by_user.insert(user_id.as_str(), goals);
         }
+        stats.extend(state.stats.iter().map(|s| ((user_id.as_str(), s.stat_code.as_str()), s)));
     }
-    let stats: HashMap<(&str, &str), &StatValue> =
-        state.stats.iter().map(|s| ((s.user_id.as_str(), s.stat_code.as_str()), s)).collect();
 
     let mut events_by_user: Vec<(&str, Vec<usize>)> = Vec::new();
     let mut user_slot: HashMap<&str, usize> = HashMap::new();
@@ -333,6 +338,11 @@ mod tests {
     use challenge_storage::PipelineState;
 
     use super::*;
+    use crate::pipeline::state::split_by_user;
+
+    fn states(state: PipelineState) -> UserStates {
+        split_by_user(state, &[])
+    }
 
     fn engine_and_book() -> (RuleEngine, RuleBook) {
         let engine = RuleEngine::with_builtin(None).unwrap();
@@ -379,7 +389,7 @@ mod tests {
         // Two goals listen to kills (absolute and relative); 100 events in one flush.
         let state = PipelineState { goals: vec![row("u1", "kills-100"), row("u1", "kill-10")], stats: vec![] };
         let events: Vec<Event> = (1..=100).map(|i| kills("u1", f64::from(i))).collect();
-        let plan = plan_flush(&events, &state, &book, &engine, Utc::now());
+        let plan = plan_flush(&events, &states(state), &book, &engine, Utc::now());
         assert_eq!(plan.batch.stats.len(), 1, "one stat row for 100 events");
         assert_eq!(plan.batch.stats[0].count_delta, 100);
         assert_eq!(plan.batch.stats[0].value, Some(100.0));
@@ -392,7 +402,7 @@ mod tests {
         started.status = GoalStatus::InProgress;
         started.progress_source = ProgressSource::StatValue;
         let state = PipelineState { goals: vec![started], stats: vec![] };
-        let plan = plan_flush(&[kills("u1", 50.0)], &state, &book, &engine, Utc::now());
+        let plan = plan_flush(&[kills("u1", 50.0)], &states(state), &book, &engine, Utc::now());
         assert_eq!((plan.batch.stats.len(), plan.batch.goals.len()), (1, 0));
     }
 
@@ -405,7 +415,7 @@ mod tests {
             ..kills("u1", 1.0)
         };
         let no_goals = kills("u2", 5.0);
-        let plan = plan_flush(&[unknown_stat, no_goals], &state, &book, &engine, Utc::now());
+        let plan = plan_flush(&[unknown_stat, no_goals], &states(state), &book, &engine, Utc::now());
         assert!(plan.batch.is_empty());
         assert_eq!(plan.ignored_events, 2);
     }

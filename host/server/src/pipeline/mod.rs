@@ -8,6 +8,7 @@
 pub mod dedupe;
 pub mod evaluate;
 pub mod event;
+pub mod state;
 mod worker;
 
 pub use worker::FlushFailure;
@@ -23,6 +24,7 @@ use tokio::task::JoinSet;
 
 pub use dedupe::{Deduper, LocalDeduper, RedisDeduper, Reservation};
 pub use event::{Event, EventKind, IncomingEvent, Rejection};
+pub use state::StateCache;
 
 use arc_swap::ArcSwap;
 use challenge_storage::Store;
@@ -32,12 +34,6 @@ use crate::rules::RuleEngine;
 use crate::settings::PipelineSettings;
 use crate::state::ActiveConfig;
 
-/// Told after each committed flush which users' progress may have changed (cache invalidation).
-#[async_trait::async_trait]
-pub trait CommitListener: Send + Sync {
-    async fn progress_changed(&self, user_ids: &[String]);
-}
-
 /// What the flush workers need from the rest of the server.
 #[derive(Clone)]
 pub struct PipelineContext {
@@ -46,7 +42,9 @@ pub struct PipelineContext {
     pub engine: Arc<RuleEngine>,
     pub settings: PipelineSettings,
     pub namespace: String,
-    pub listeners: Vec<Arc<dyn CommitListener>>,
+    /// The users' rows between flushes; shares the generations of the player read cache, which so sees every
+    /// committed flush.
+    pub state_cache: Arc<StateCache>,
 }
 
 /// Why a call's events could not be committed.

@@ -4,12 +4,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use std::collections::{HashMap, HashSet};
+
+use challenge_storage::PipelineQuery;
+use chrono::{SubsecRound, Utc};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::evaluate::{FlushPlan, plan_flush};
+use super::state::{UserStates, split_by_user, writes_by_user};
 use super::{Deduper, PipelineContext, PipelineError, Submission};
+use crate::cache::Lookup;
 
 pub(super) struct Worker {
     partition: usize,
@@ -137,31 +142,49 @@ impl Worker {
         }
     }
 
+    /// One attempt: load state, evaluate, commit, then keep the cached copies of the users' rows current.
     async fn try_flush(&self, batch: &[Submission]) -> Result<(), FlushFailure> {
-        let users = self.flush_once(batch).await?;
-        for listener in &self.context.listeners {
-            listener.progress_changed(&users).await;
-        }
-        Ok(())
-    }
-
-    /// One attempt: load state, evaluate, commit. Returns the users whose rows may have changed.
-    async fn flush_once(&self, batch: &[Submission]) -> Result<Vec<String>, FlushFailure> {
         let started = Instant::now();
+        // Millisecond timestamps round-trip unchanged through both backends, so cached copies match the database.
+        let now = Utc::now().trunc_subsecs(3);
         let events: Vec<_> = batch.iter().flat_map(|s| s.events.iter().cloned()).collect();
         let config = self.context.config.load_full();
-        let query = pipeline_query(&events, &config.rules);
-        let store = &self.context.store;
-        let pipeline_state = store.load_pipeline_state(&query).await.map_err(storage_failure)?;
+        let cache = &self.context.state_cache;
+        let lookups = cache.begin_many(&distinct_users(&events)).await;
+        let current = self.current_states(&events, &config.rules, &lookups).await?;
         let engine = self.context.engine.clone();
         let event_count = events.len();
-        let plan: FlushPlan = tokio::task::spawn_blocking(move || {
-            plan_flush(&events, &pipeline_state, &config.rules, &engine, Utc::now())
+        let (plan, states): (FlushPlan, UserStates) = tokio::task::spawn_blocking(move || {
+            let plan = plan_flush(&events, &current.states, &config.rules, &engine, now);
+            (plan, current.states)
         })
         .await
         .map_err(|e| FlushFailure::Permanent(format!("evaluation task failed: {e}")))?;
 
-        let outcome = store.apply_flush(&plan.batch).await.map_err(storage_failure)?;
+        let outcome = match self.context.store.apply_flush(&plan.batch).await {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                // The commit may have happened before the error reached us: no copy of these users is current.
+                let users: Vec<String> = lookups.iter().map(|lookup| lookup.user_id().to_owned()).collect();
+                cache.invalidate(&users).await;
+                return Err(storage_failure(err));
+            }
+        };
+        let writes = writes_by_user(&plan.batch);
+        let mut changes = Vec::with_capacity(writes.len());
+        for lookup in lookups {
+            let Some(state) = states.get(lookup.user_id()) else { continue };
+            let loaded_at = current.loaded_at.get(lookup.user_id()).copied();
+            match writes.get(lookup.user_id()) {
+                Some(user_writes) => {
+                    changes.push((lookup, loaded_at.unwrap_or(current.read_at), Arc::new(state.after(user_writes))));
+                }
+                None if loaded_at.is_none() => cache.put(&lookup, state.clone()),
+                None => {}
+            }
+        }
+        // Bumps the users' generations: read caches here and on other instances see the commit.
+        cache.put_after_own_change(changes).await;
 
         metrics::histogram!("pipeline_batch_events").record(event_count as f64);
         metrics::histogram!("pipeline_flush_seconds").record(started.elapsed().as_secs_f64());
@@ -170,8 +193,58 @@ impl Worker {
         metrics::counter!("pipeline_plugin_calls_total").increment(plan.plugin_calls as u64);
         metrics::counter!("pipeline_events_ignored_total").increment(plan.ignored_events as u64);
         metrics::counter!("pipeline_evaluations_parked_total").increment(plan.batch.parked.len() as u64);
-        Ok(changed_users(&plan.batch))
+        Ok(())
     }
+
+    /// The rows of the flush's users: cached copies where current, the rest from the database. Without a usable
+    /// cache (disabled, Redis down) only the rows the events concern are loaded, and nothing is kept.
+    async fn current_states(
+        &self,
+        events: &[super::Event],
+        book: &crate::rules::RuleBook,
+        lookups: &[Lookup],
+    ) -> Result<CurrentStates, FlushFailure> {
+        let store = &self.context.store;
+        let read_at = Instant::now();
+        if !lookups.iter().any(Lookup::is_cacheable) {
+            let users: Vec<String> = lookups.iter().map(|lookup| lookup.user_id().to_owned()).collect();
+            let state = store.load_pipeline_state(&pipeline_query(events, book)).await.map_err(storage_failure)?;
+            return Ok(CurrentStates { states: split_by_user(state, &users), loaded_at: HashMap::new(), read_at });
+        }
+        let mut states = UserStates::with_capacity(lookups.len());
+        let mut loaded_at = HashMap::with_capacity(lookups.len());
+        let mut misses = Vec::new();
+        for lookup in lookups {
+            match self.context.state_cache.get_with_load_time(lookup) {
+                Some((state, at)) => {
+                    states.insert(lookup.user_id().to_owned(), state);
+                    loaded_at.insert(lookup.user_id().to_owned(), at);
+                }
+                None => misses.push(lookup.user_id().to_owned()),
+            }
+        }
+        if !misses.is_empty() {
+            let loaded =
+                store.load_pipeline_state(&PipelineQuery::for_users(&misses)).await.map_err(storage_failure)?;
+            states.extend(split_by_user(loaded, &misses));
+        }
+        Ok(CurrentStates { states, loaded_at, read_at })
+    }
+}
+
+/// What [`Worker::current_states`] found.
+struct CurrentStates {
+    states: UserStates,
+    /// For users served from the cache: when their rows were read from the database. Absent: read by this flush.
+    loaded_at: HashMap<String, Instant>,
+    /// When this flush started reading.
+    read_at: Instant,
+}
+
+/// The users of the events, in first-seen order.
+fn distinct_users(events: &[super::Event]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    events.iter().filter(|event| seen.insert(event.user_id.as_str())).map(|event| event.user_id.clone()).collect()
 }
 
 fn storage_failure(err: challenge_storage::StorageError) -> FlushFailure {
@@ -181,15 +254,6 @@ fn storage_failure(err: challenge_storage::StorageError) -> FlushFailure {
 async fn wait_for_stop(stopped: &mut watch::Receiver<bool>) {
     // The guard returned by `wait_for` must not live across the drain that follows.
     let _ = stopped.wait_for(|stop| *stop).await;
-}
-
-/// Users whose stat or goal rows this flush wrote.
-fn changed_users(batch: &challenge_storage::FlushBatch) -> Vec<String> {
-    let mut users: Vec<String> =
-        batch.stats.iter().map(|s| s.user_id.clone()).chain(batch.goals.iter().map(|g| g.user_id.clone())).collect();
-    users.sort_unstable();
-    users.dedup();
-    users
 }
 
 /// The rows a flush needs: per stat code of the batch, the goals listening to it for the users who sent it, and

@@ -201,10 +201,6 @@ impl PlayerApi {
         self.clock.now()
     }
 
-    pub fn cache(&self) -> &Arc<SnapshotCache> {
-        &self.cache
-    }
-
     pub fn rewards(&self) -> &Arc<RewardDelivery> {
         &self.rewards
     }
@@ -236,7 +232,10 @@ impl PlayerApi {
         Ok(snapshot)
     }
 
-    async fn changed(&self, user_id: &str) {
+    /// Makes every cached copy of the player's rows stale (read cache and pipeline, here and on other instances).
+    /// Every write to a player's goal rows outside the pipeline calls it after committing; so must anything that
+    /// edits those rows behind the service's back (tests, repair scripts).
+    pub async fn changed(&self, user_id: &str) {
         self.cache.invalidate(&[user_id.to_owned()]).await;
     }
 

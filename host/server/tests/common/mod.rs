@@ -182,6 +182,7 @@ pub async fn assign(state: &challenge_host::AppState, user: &str, goals: &[&str]
         })
         .collect();
     state.store.insert_missing_assignments(&assignments, chrono::Utc::now()).await.unwrap();
+    state.player.changed(user).await;
 }
 
 /// A bearer token for `user_id`, valid for an hour.
