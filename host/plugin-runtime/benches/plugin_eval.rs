@@ -40,7 +40,8 @@ fn request(events: usize, goals: usize) -> EvaluationRequest {
                     progress_mode: mode,
                     daily,
                     params: "{}".into(),
-                },
+                }
+                .into(),
                 state: GoalState {
                     progress: 0,
                     status: GoalStatus::NotStarted,

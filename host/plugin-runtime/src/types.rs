@@ -1,6 +1,8 @@
 //! The host's view of what goes into and comes out of a rule plugin. These are plain owned types; the runtime packs
 //! them into the WIT's compact `packed-request` form (crate `challenge-plugin-wire`) for each call.
 
+use std::sync::Arc;
+
 use challenge_plugin_wire as wire;
 
 pub use wire::{EventKind, GoalStatus, GoalUpdate, ProgressMode, ProgressSource};
@@ -50,7 +52,8 @@ pub struct GoalState {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoalInput {
-    pub spec: GoalSpec,
+    /// Shared: the host builds one spec per configured goal and passes it to every call.
+    pub spec: Arc<GoalSpec>,
     pub state: GoalState,
 }
 

@@ -414,17 +414,27 @@ async fn a_redelivery_to_another_instance_is_deduplicated_through_redis() {
 
     clients(&first).await.login.on_message(login(&id, &user, Utc::now())).await.unwrap();
     clients(&second).await.login.on_message(login(&id, &user, Utc::now())).await.unwrap();
-    let events = vec![batch::Event {
-        id: id.clone(),
-        user_id: user.clone(),
-        namespace: NAMESPACE.into(),
-        timestamp: String::new(),
-        kind: Some(batch::event::Kind::Login(batch::LoginEvent {})),
-    }];
-    let response =
-        clients(&second).await.batch.submit_events(batch::SubmitEventsRequest { events }).await.unwrap().into_inner();
-    assert_eq!((response.accepted, response.duplicates), (0, 1));
-    assert_eq!(shown(first.state(), &user).await["login-3-times"].0, 1, "counted once across instances");
+    // A batch reserves its ids in one script call: the re-delivery is recognised, the new id counted.
+    let fresh = format!("evt-{}", uuid::Uuid::new_v4().simple());
+    let logins = || batch::SubmitEventsRequest {
+        events: [&id, &fresh]
+            .into_iter()
+            .map(|event_id| batch::Event {
+                id: event_id.clone(),
+                user_id: user.clone(),
+                namespace: NAMESPACE.into(),
+                timestamp: String::new(),
+                kind: Some(batch::event::Kind::Login(batch::LoginEvent {})),
+            })
+            .collect(),
+    };
+    let response = clients(&second).await.batch.submit_events(logins()).await.unwrap().into_inner();
+    assert_eq!((response.accepted, response.duplicates), (1, 1));
+    assert_eq!(shown(first.state(), &user).await["login-3-times"].0, 2, "each id counted once across instances");
+    // The batch's ids were committed (by script) too: delivering both again to the first instance changes nothing.
+    let response = clients(&first).await.batch.submit_events(logins()).await.unwrap().into_inner();
+    assert_eq!((response.accepted, response.duplicates), (0, 2));
+    assert_eq!(shown(first.state(), &user).await["login-3-times"].0, 2);
 }
 
 #[tokio::test]

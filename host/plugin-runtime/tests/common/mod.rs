@@ -51,7 +51,7 @@ pub fn with_params(spec: GoalSpec, params: &str) -> GoalSpec {
 
 pub fn fresh(spec: GoalSpec) -> GoalInput {
     GoalInput {
-        spec,
+        spec: spec.into(),
         state: GoalState {
             progress: 0,
             status: GoalStatus::NotStarted,

@@ -276,7 +276,7 @@ pub fn evaluate(plugin: &LoadedPlugin, user_id: &str, goals: &[PreparedGoal], ev
         events,
         goals: evaluated
             .iter()
-            .map(|&i| GoalInput { spec: goals[i].spec.clone(), state: goals[i].state.clone() })
+            .map(|&i| GoalInput { spec: goals[i].spec.clone().into(), state: goals[i].state.clone() })
             .collect(),
     };
     let error = match plugin.evaluate(&request) {

@@ -227,7 +227,7 @@ fn goals_using(config: &ActiveConfig, name: &str, version: &str) -> Vec<(String,
         })
         .filter_map(|goal| {
             let rule = config.rules.rule(&goal.id)?;
-            Some((goal.id.clone(), goal.challenge_id.clone(), rule.spec.clone()))
+            Some((goal.id.clone(), goal.challenge_id.clone(), GoalSpec::clone(&rule.spec)))
         })
         .collect()
 }
@@ -460,7 +460,7 @@ pub fn smoke_test(plugin: &LoadedPlugin, configured: Vec<GoalSpec>) -> Result<()
     let request = EvaluationRequest {
         user_id: SMOKE_USER.to_owned(),
         events,
-        goals: goals.into_iter().map(|spec| GoalInput { spec, state: not_started.clone() }).collect(),
+        goals: goals.into_iter().map(|spec| GoalInput { spec: spec.into(), state: not_started.clone() }).collect(),
     };
     plugin.evaluate(&request).map(|_| ())
 }
@@ -709,7 +709,7 @@ pub async fn dry_run(
     let goals = request
         .goals
         .iter()
-        .map(|goal| samples::prepare_goal(goal, config.rules.rule(&goal.goal_id).map(|rule| &rule.spec)))
+        .map(|goal| samples::prepare_goal(goal, config.rules.rule(&goal.goal_id).map(|rule| rule.spec.as_ref())))
         .collect::<Result<Vec<_>, String>>()
         .map_err(|err| ApiError::invalid("INVALID_SAMPLE", err))?;
     let events = samples::prepare_events(&request.events, &mut Default::default(), 0)

@@ -370,30 +370,17 @@ impl RedisGenerations {
             return None;
         }
         let epoch = self.epoch.load(Ordering::Acquire);
-        let pipeline = self.client.pipeline();
-        let ttl = self.key_ttl.as_secs() as i64;
-        let queued: Result<(), Error> = async {
-            for user_id in user_ids {
-                let key = self.key(user_id);
-                let _: () = pipeline.incr(key.clone()).await?;
-                let _: () = pipeline.expire(key, ttl, None).await?;
-            }
-            Ok(())
-        }
-        .await;
-        let answers = match queued {
-            Ok(()) => pipeline.all::<Vec<Value>>().await,
-            Err(err) => Err(err),
-        };
-        let generations: Result<Vec<i64>, Error> = answers.and_then(|answers| {
-            answers
-                .iter()
-                .step_by(2)
-                .map(|answer| {
-                    answer.as_i64().ok_or_else(|| Error::new(ErrorKind::Protocol, "INCR did not answer an integer"))
-                })
-                .collect()
-        });
+        // One script call for all the players: a round trip and a command, not two commands per player.
+        const BUMP: &str = r"
+            local out = {}
+            for i, key in ipairs(KEYS) do
+              out[i] = redis.call('INCR', key)
+              redis.call('EXPIRE', key, ARGV[1])
+            end
+            return out";
+        let keys: Vec<String> = user_ids.iter().map(|user| self.key(user)).collect();
+        let ttl = self.key_ttl.as_secs().max(1).to_string();
+        let generations: Result<Vec<i64>, Error> = self.client.eval(BUMP, keys, vec![ttl]).await;
         match generations {
             Ok(generations) if generations.len() == user_ids.len() => Some((generations, epoch)),
             Ok(_) => {

@@ -96,43 +96,56 @@ impl RedisDeduper {
         format!("challenge:dedupe:{id}")
     }
 
+    /// One script call per batch of ids: a round trip and a command per call instead of one per id.
     async fn try_reserve(&self, ids: &[String]) -> Result<Vec<Reservation>, fred::error::Error> {
-        let pipeline = self.client.pipeline();
-        for id in ids {
-            let _: () = pipeline
-                .set(
-                    Self::key(id),
-                    IN_FLIGHT_MARK,
-                    Some(Expiration::EX(IN_FLIGHT_TTL.as_secs() as i64)),
-                    Some(SetOptions::NX),
-                    false,
-                )
-                .await?;
-        }
-        let set_results: Vec<Value> = pipeline.all().await?;
-        let mut outcome = Vec::with_capacity(ids.len());
-        for (id, result) in ids.iter().zip(set_results) {
-            if !result.is_null() {
-                outcome.push(Reservation::Fresh);
-                continue;
+        const RESERVE: &str = r"
+            local out = {}
+            for i, key in ipairs(KEYS) do
+              if redis.call('SET', key, ARGV[1], 'NX', 'EX', ARGV[2]) then out[i] = 0
+              elseif redis.call('GET', key) == ARGV[3] then out[i] = 1
+              else out[i] = 2 end
+            end
+            return out";
+        let keys: Vec<String> = ids.iter().map(|id| Self::key(id)).collect();
+        if let [key] = keys.as_slice() {
+            // One event per call (`OnMessage`): a plain SET NX costs Redis less than a script; only a repeat reads.
+            let expiry = Some(Expiration::EX(IN_FLIGHT_TTL.as_secs() as i64));
+            let set: Option<String> = self.client.set(key, IN_FLIGHT_MARK, expiry, Some(SetOptions::NX), false).await?;
+            if set.is_some() {
+                return Ok(vec![Reservation::Fresh]);
             }
-            let mark: Option<String> = self.client.get(Self::key(id)).await?;
-            outcome.push(match mark.as_deref() {
-                Some(COMMITTED_MARK) => Reservation::Duplicate,
-                _ => Reservation::InFlight,
-            });
+            let mark: Option<String> = self.client.get(key).await?;
+            return Ok(vec![if mark.as_deref() == Some(COMMITTED_MARK) {
+                Reservation::Duplicate
+            } else {
+                Reservation::InFlight
+            }]);
         }
-        Ok(outcome)
+        let args = vec![IN_FLIGHT_MARK.to_owned(), IN_FLIGHT_TTL.as_secs().to_string(), COMMITTED_MARK.to_owned()];
+        let answers: Vec<i64> = self.client.eval(RESERVE, keys, args).await?;
+        if answers.len() != ids.len() {
+            return Err(fred::error::Error::new(
+                fred::error::ErrorKind::Protocol,
+                format!("dedupe script answered {} values for {} ids", answers.len(), ids.len()),
+            ));
+        }
+        Ok(answers
+            .into_iter()
+            .map(|answer| match answer {
+                0 => Reservation::Fresh,
+                1 => Reservation::Duplicate,
+                _ => Reservation::InFlight,
+            })
+            .collect())
     }
 
     async fn try_commit(&self, ids: &[String]) -> Result<(), fred::error::Error> {
-        let pipeline = self.client.pipeline();
-        for id in ids {
-            let _: () = pipeline
-                .set(Self::key(id), COMMITTED_MARK, Some(Expiration::EX(self.window.as_secs() as i64)), None, false)
-                .await?;
-        }
-        let _: Vec<Value> = pipeline.all().await?;
+        const COMMIT: &str = r"
+            for _, key in ipairs(KEYS) do redis.call('SET', key, ARGV[1], 'EX', ARGV[2]) end
+            return #KEYS";
+        let keys: Vec<String> = ids.iter().map(|id| Self::key(id)).collect();
+        let args = vec![COMMITTED_MARK.to_owned(), self.window.as_secs().max(1).to_string()];
+        let _: i64 = self.client.eval(COMMIT, keys, args).await?;
         Ok(())
     }
 

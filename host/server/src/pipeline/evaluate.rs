@@ -6,6 +6,7 @@
 //! the plugin changed something the stat row cannot re-derive (status, baseline, plugin state, stored progress).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use challenge_core::progress::{GoalProgress, GoalStatus, ProgressSource, StatValue};
 use challenge_plugin_runtime::{
@@ -16,7 +17,7 @@ use challenge_storage::{FlushBatch, GoalWrite, ParkedEvaluation, StatWrite};
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::event::{Event, EventKind};
-use super::state::UserStates;
+use super::state::{UserState, UserStates};
 use crate::rules::{GoalRule, RuleBook, RuleEngine, Signal, SignalSource};
 
 /// The writes of one flush. A plugin call that failed leaves its goals untouched and is parked in
@@ -37,21 +38,6 @@ pub fn plan_flush(
     engine: &RuleEngine,
     now: DateTime<Utc>,
 ) -> FlushPlan {
-    let mut goals_by_user: HashMap<&str, Vec<(&GoalProgress, &GoalRule)>> = HashMap::new();
-    let mut stats: HashMap<(&str, &str), &StatValue> = HashMap::new();
-    for (user_id, state) in states {
-        let goals: Vec<_> = state
-            .goals
-            .iter()
-            .filter(|row| row.accepts_events(now))
-            .filter_map(|row| book.rule(&row.goal_id).map(|rule| (row.as_ref(), rule)))
-            .collect();
-        if !goals.is_empty() {
-            goals_by_user.insert(user_id.as_str(), goals);
-        }
-        stats.extend(state.stats.iter().map(|s| ((user_id.as_str(), s.stat_code.as_str()), s)));
-    }
-
     let mut events_by_user: Vec<(&str, Vec<usize>)> = Vec::new();
     let mut user_slot: HashMap<&str, usize> = HashMap::new();
     for (index, event) in events.iter().enumerate() {
@@ -64,39 +50,91 @@ pub fn plan_flush(
 
     let mut plan = FlushPlan::default();
     for (user_id, event_indexes) in events_by_user {
-        let Some(goals) = goals_by_user.get(user_id) else {
+        let mut signals = signals_of(events, &event_indexes, book);
+        let goals = match states.get(user_id) {
+            Some(state) => listening_goals(state, &signals, book, now),
+            None => Vec::new(),
+        };
+        signals.retain(|signal| goals.iter().any(|(_, rule)| rule.listens_to(signal)));
+        if signals.is_empty() {
             plan.ignored_events += event_indexes.len();
             continue;
-        };
-        let user = UserFlush { user_id, goals, stats: &stats, events, now };
-        user.plan(&event_indexes, book, engine, &mut plan);
+        }
+        let stats = states.get(user_id).map_or(&[][..], |state| state.stats.as_slice());
+        let user = UserFlush { user_id, goals: &goals, stats, events, now };
+        user.plan(&signals, engine, &mut plan);
     }
     plan
 }
 
+/// The stat-code signals of a user's events, in event order.
+fn signals_of<'e>(events: &'e [Event], event_indexes: &[usize], book: &'e RuleBook) -> Vec<Signal<'e>> {
+    let mut signals = Vec::new();
+    for &event_index in event_indexes {
+        match &events[event_index].kind {
+            EventKind::Login => {
+                for code in book.login_stat_codes() {
+                    signals.push(Signal {
+                        source: SignalSource::Login,
+                        stat_code: code,
+                        value: None,
+                        inc: 1.0,
+                        event_index,
+                    });
+                }
+            }
+            EventKind::Stat { stat_code, latest_value, inc } if book.is_tracked_stat(stat_code) => {
+                signals.push(Signal {
+                    source: SignalSource::Statistic,
+                    stat_code,
+                    value: Some(*latest_value),
+                    inc: *inc,
+                    event_index,
+                });
+            }
+            EventKind::Stat { .. } => {}
+        }
+    }
+    signals
+}
+
+/// The user's goals that accept events at `now` and listen to at least one of the signals, in row order.
+fn listening_goals<'s>(
+    state: &'s UserState,
+    signals: &[Signal<'_>],
+    book: &'s RuleBook,
+    now: DateTime<Utc>,
+) -> Vec<(&'s GoalProgress, &'s GoalRule)> {
+    let index = state.listeners(book);
+    let mut positions: Vec<usize> =
+        signals.iter().flat_map(|signal| index.rows(signal.source, signal.stat_code)).copied().collect();
+    positions.sort_unstable();
+    positions.dedup();
+    positions
+        .into_iter()
+        .map(|position| state.goals[position].as_ref())
+        .filter(|row| row.accepts_events(now))
+        .filter_map(|row| book.rule(&row.goal_id).map(|rule| (row, rule)))
+        .collect()
+}
+
 struct UserFlush<'a> {
     user_id: &'a str,
+    /// The user's goals that listen to the flush's signals.
     goals: &'a [(&'a GoalProgress, &'a GoalRule)],
-    stats: &'a HashMap<(&'a str, &'a str), &'a StatValue>,
+    stats: &'a [Arc<StatValue>],
     events: &'a [Event],
     now: DateTime<Utc>,
 }
 
 impl UserFlush<'_> {
-    fn plan(&self, event_indexes: &[usize], book: &RuleBook, engine: &RuleEngine, plan: &mut FlushPlan) {
-        let signals = self.relevant_signals(event_indexes, book);
-        if signals.is_empty() {
-            plan.ignored_events += event_indexes.len();
-            return;
-        }
-        let sequences = self.write_stats(&signals, plan);
+    /// `signals`: the user's signals some of `goals` listen to, in event order.
+    fn plan(&self, signals: &[Signal<'_>], engine: &RuleEngine, plan: &mut FlushPlan) {
+        let sequences = self.write_stats(signals, plan);
 
         // One call per plugin (and pinned version), goals in a stable order.
         let mut by_plugin: Vec<((&str, Option<&str>), Vec<usize>)> = Vec::new();
         for (goal_index, (_, rule)) in self.goals.iter().enumerate() {
-            if !signals.iter().any(|signal| rule.listens_to(signal)) {
-                continue;
-            }
             let key = (rule.plugin.as_str(), rule.pinned_version.as_deref());
             match by_plugin.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, members)) => members.push(goal_index),
@@ -104,40 +142,12 @@ impl UserFlush<'_> {
             }
         }
         for ((plugin_name, pinned), members) in by_plugin {
-            self.evaluate_with(plugin_name, pinned, &members, &signals, &sequences, engine, plan);
+            self.evaluate_with(plugin_name, pinned, &members, signals, &sequences, engine, plan);
         }
     }
 
-    /// Signals of these events that at least one of the user's goals listens to, in event order.
-    fn relevant_signals<'s>(&'s self, event_indexes: &[usize], book: &'s RuleBook) -> Vec<Signal<'s>> {
-        let mut signals = Vec::new();
-        for &event_index in event_indexes {
-            match &self.events[event_index].kind {
-                EventKind::Login => {
-                    for code in book.login_stat_codes() {
-                        signals.push(Signal {
-                            source: SignalSource::Login,
-                            stat_code: code,
-                            value: None,
-                            inc: 1.0,
-                            event_index,
-                        });
-                    }
-                }
-                EventKind::Stat { stat_code, latest_value, inc } if book.is_tracked_stat(stat_code) => {
-                    signals.push(Signal {
-                        source: SignalSource::Statistic,
-                        stat_code,
-                        value: Some(*latest_value),
-                        inc: *inc,
-                        event_index,
-                    });
-                }
-                EventKind::Stat { .. } => {}
-            }
-        }
-        signals.retain(|signal| self.goals.iter().any(|(_, rule)| rule.listens_to(signal)));
-        signals
+    fn stat(&self, stat_code: &str) -> Option<&StatValue> {
+        self.stats.iter().find(|stat| stat.stat_code == stat_code).map(Arc::as_ref)
     }
 
     /// Adds one stat write per touched stat code and returns each signal's event sequence number.
@@ -146,7 +156,7 @@ impl UserFlush<'_> {
         let mut sequences = Vec::with_capacity(signals.len());
         for signal in signals {
             let entry = running.entry(signal.stat_code).or_insert_with(|| {
-                let base = self.stats.get(&(self.user_id, signal.stat_code)).map_or(0, |s| s.event_count);
+                let base = self.stat(signal.stat_code).map_or(0, |s| s.event_count);
                 (base, None, 0)
             });
             entry.0 += 1;
@@ -246,7 +256,7 @@ impl UserFlush<'_> {
     }
 
     fn goal_state(&self, row: &GoalProgress, rule: &GoalRule) -> GoalState {
-        let stat = self.stats.get(&(self.user_id, rule.primary_stat_code())).copied();
+        let stat = self.stat(rule.primary_stat_code());
         GoalState {
             progress: row.displayed_progress(stat),
             status: plugin_status(row.status),
@@ -338,7 +348,7 @@ mod tests {
     use challenge_storage::PipelineState;
 
     use super::*;
-    use crate::pipeline::state::split_by_user;
+    use crate::pipeline::state::{UserWrites, split_by_user};
 
     fn states(state: PipelineState) -> UserStates {
         split_by_user(state, &[])
@@ -404,6 +414,35 @@ mod tests {
         let state = PipelineState { goals: vec![started], stats: vec![] };
         let plan = plan_flush(&[kills("u1", 50.0)], &states(state), &book, &engine, Utc::now());
         assert_eq!((plan.batch.stats.len(), plan.batch.goals.len()), (1, 0));
+    }
+
+    #[test]
+    fn a_flush_visits_only_the_goal_rows_its_events_concern() {
+        let (engine, book) = engine_and_book();
+        let rows = vec![row("u1", "login-3-times"), row("u1", "kills-100"), row("u1", "kill-10"), row("u1", "wins-3")];
+        let states = states(PipelineState { goals: rows, stats: vec![] });
+        let state = &states["u1"];
+        let index = state.listeners(&book);
+        assert_eq!(index.rows(SignalSource::Statistic, "kills"), [1, 2]);
+        assert_eq!(index.rows(SignalSource::Statistic, "wins"), [3]);
+        assert!(index.rows(SignalSource::Statistic, "login_count").is_empty(), "logins are another source");
+        assert_eq!(index.rows(SignalSource::Login, "login_count"), [0]);
+
+        let plan = plan_flush(&[kills("u1", 7.0)], &states, &book, &engine, Utc::now());
+        let mut written: Vec<&str> = plan.batch.goals.iter().map(|write| write.goal_id.as_str()).collect();
+        written.sort_unstable();
+        assert_eq!(written, ["kill-10", "kills-100"], "only the kills goals are evaluated");
+
+        // The successor after a stat-only flush shares the goal rows and the index; a goal write copies the rows.
+        let stat_only = state.after(&UserWrites { stats: plan.batch.stats.iter().collect(), goals: vec![] });
+        assert!(Arc::ptr_eq(&stat_only.goals, &state.goals));
+        assert!(Arc::ptr_eq(&stat_only.listeners(&book), &index));
+        let with_goals = state
+            .after(&UserWrites { stats: plan.batch.stats.iter().collect(), goals: plan.batch.goals.iter().collect() });
+        assert!(!Arc::ptr_eq(&with_goals.goals, &state.goals));
+        assert_eq!(with_goals.goals[1].status, GoalStatus::InProgress, "the write is applied to the copy");
+        assert_eq!(state.goals[1].status, GoalStatus::NotStarted, "the cached original is untouched");
+        assert_eq!(with_goals.stats[0].event_count, 1);
     }
 
     #[test]

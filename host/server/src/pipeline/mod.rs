@@ -76,6 +76,8 @@ struct Submission {
     events: Vec<Event>,
     dedupe_ids: Vec<String>,
     reply: oneshot::Sender<Result<(), PipelineError>>,
+    /// When it was queued: the group-commit window counts from here, not from when the worker got to it.
+    queued_at: tokio::time::Instant,
 }
 
 pub struct Pipeline {
@@ -199,7 +201,7 @@ impl Pipeline {
             let permit = tokio::time::timeout(self.commit_timeout(), self.partitions[partition].reserve()).await;
             match permit {
                 Ok(Ok(permit)) => {
-                    permit.send(Submission { events, dedupe_ids, reply });
+                    permit.send(Submission { events, dedupe_ids, reply, queued_at: tokio::time::Instant::now() });
                     replies.push(committed);
                 }
                 // The worker is gone (shutdown) or its queue stayed full: nothing of this part is stored.

@@ -6,18 +6,65 @@
 //! flush updates its own copies with the writes it just committed, so a steady stream of events reads nothing.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use challenge_core::progress::{GoalProgress, StatValue};
 use challenge_storage::{FlushBatch, GoalWrite, PipelineState, StatWrite};
 
 use crate::cache::GenerationCache;
+use crate::rules::{RuleBook, SignalSource};
 
 /// One user's rows that flushes work on: the active, unclaimed goal rows and every stat row.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Every flush replaces the state of each of its users by a successor ([`UserState::after`]), so the parts are
+/// shared: most flushes change only stat rows, and the successor then shares the goal rows and the index.
+#[derive(Debug, Clone, Default)]
 pub struct UserState {
-    pub goals: Vec<Arc<GoalProgress>>,
-    pub stats: Vec<StatValue>,
+    pub goals: Arc<Vec<Arc<GoalProgress>>>,
+    pub stats: Vec<Arc<StatValue>>,
+    /// Built by the first flush that needs it. Rows keep their positions for the life of a state and its
+    /// successors, so the index carries over.
+    listeners: OnceLock<Arc<ListenerIndex>>,
+}
+
+impl PartialEq for UserState {
+    /// The rows; the index is derived from them.
+    fn eq(&self, other: &Self) -> bool {
+        self.goals == other.goals && self.stats == other.stats
+    }
+}
+
+/// For one rule book: the positions of the user's goal rows that listen to each (source, stat code). A flush
+/// visits only the rows its events concern: with thousands of players, touching every row of every player in a
+/// flush was a cache miss per row and the largest cost of evaluation.
+#[derive(Debug, Clone)]
+pub struct ListenerIndex {
+    book_revision: u64,
+    entries: Vec<(SignalSource, String, Vec<usize>)>,
+}
+
+impl ListenerIndex {
+    fn build(goals: &[Arc<GoalProgress>], book: &RuleBook) -> Self {
+        let mut entries: Vec<(SignalSource, String, Vec<usize>)> = Vec::new();
+        for (position, row) in goals.iter().enumerate() {
+            let Some(rule) = book.rule(&row.goal_id) else { continue };
+            for code in &rule.stat_codes {
+                match entries.iter_mut().find(|(source, c, _)| *source == rule.source && c == code) {
+                    Some((_, _, rows)) => rows.push(position),
+                    None => entries.push((rule.source, code.clone(), vec![position])),
+                }
+            }
+        }
+        Self { book_revision: book.revision(), entries }
+    }
+
+    /// Positions (ascending) of the rows listening to this source and stat code.
+    pub fn rows(&self, source: SignalSource, stat_code: &str) -> &[usize] {
+        self.entries
+            .iter()
+            .find(|(s, code, _)| *s == source && code == stat_code)
+            .map_or(&[], |(_, _, rows)| rows.as_slice())
+    }
 }
 
 /// Per-user pipeline state, valid while the user's generation does not change.
@@ -28,15 +75,20 @@ pub type UserStates = HashMap<String, Arc<UserState>>;
 
 /// Splits loaded rows by user; every user of `user_ids` gets an entry, empty when it has no rows.
 pub fn split_by_user(state: PipelineState, user_ids: &[String]) -> UserStates {
-    let mut split: HashMap<String, UserState> =
-        user_ids.iter().map(|user| (user.clone(), UserState::default())).collect();
+    type Rows = (Vec<Arc<GoalProgress>>, Vec<Arc<StatValue>>);
+    let mut split: HashMap<String, Rows> = user_ids.iter().map(|user| (user.clone(), Rows::default())).collect();
     for goal in state.goals {
-        split.entry(goal.user_id.clone()).or_default().goals.push(Arc::new(goal));
+        split.entry(goal.user_id.clone()).or_default().0.push(Arc::new(goal));
     }
     for stat in state.stats {
-        split.entry(stat.user_id.clone()).or_default().stats.push(stat);
+        split.entry(stat.user_id.clone()).or_default().1.push(Arc::new(stat));
     }
-    split.into_iter().map(|(user, state)| (user, Arc::new(state))).collect()
+    split
+        .into_iter()
+        .map(|(user, (goals, stats))| {
+            (user, Arc::new(UserState { goals: Arc::new(goals), stats, listeners: OnceLock::new() }))
+        })
+        .collect()
 }
 
 /// A flush's stat and goal writes for one user, in flush order.
@@ -59,20 +111,35 @@ pub fn writes_by_user(batch: &FlushBatch) -> HashMap<&str, UserWrites<'_>> {
 }
 
 impl UserState {
+    /// The listener index of these rows for `book`: kept from the first use, rebuilt (and not kept) for a
+    /// different book until the state is reloaded.
+    pub fn listeners(&self, book: &RuleBook) -> Arc<ListenerIndex> {
+        let kept = self.listeners.get_or_init(|| Arc::new(ListenerIndex::build(&self.goals, book)));
+        if kept.book_revision == book.revision() {
+            kept.clone()
+        } else {
+            Arc::new(ListenerIndex::build(&self.goals, book))
+        }
+    }
+
     /// The user's rows after its writes are committed, as the database then holds them.
     pub fn after(&self, writes: &UserWrites<'_>) -> UserState {
-        let mut next = self.clone();
+        let mut stats = self.stats.clone();
         for write in &writes.stats {
-            match next.stats.iter_mut().find(|row| row.stat_code == write.stat_code) {
-                Some(row) => *row = write.applied_to(Some(row)),
-                None => next.stats.push(write.applied_to(None)),
+            match stats.iter_mut().find(|row| row.stat_code == write.stat_code) {
+                Some(row) => *row = Arc::new(write.applied_to(Some(row))),
+                None => stats.push(Arc::new(write.applied_to(None))),
             }
         }
-        for write in &writes.goals {
-            if let Some(row) = next.goals.iter_mut().find(|row| row.goal_id == write.goal_id) {
-                write.apply_to(Arc::make_mut(row));
+        let mut goals = self.goals.clone();
+        if !writes.goals.is_empty() {
+            let rows = Arc::make_mut(&mut goals);
+            for write in &writes.goals {
+                if let Some(row) = rows.iter_mut().find(|row| row.goal_id == write.goal_id) {
+                    write.apply_to(Arc::make_mut(row));
+                }
             }
         }
-        next
+        UserState { goals, stats, listeners: self.listeners.clone() }
     }
 }

@@ -51,7 +51,8 @@ impl Worker {
                 }
             };
             let Some(first) = next else { break };
-            let deadline = tokio::time::Instant::now() + linger;
+            // A worker busy with the previous flush has already made this submission wait.
+            let deadline = first.queued_at + linger;
             let mut queued = first.events.len();
             let mut batch = vec![first];
             while queued < settings.max_batch_events {
@@ -103,7 +104,9 @@ impl Worker {
                 for submission in batch {
                     let _ = submission.reply.send(Ok(()));
                 }
+                let started = Instant::now();
                 self.deduper.commit(&ids).await;
+                Stage::record("dedupe_commit", started);
             }
             // One bad submission must not sink its neighbours: retry them one by one.
             Err(FlushFailure::Permanent(reason)) if batch.len() > 1 => {
@@ -150,8 +153,11 @@ impl Worker {
         let events: Vec<_> = batch.iter().flat_map(|s| s.events.iter().cloned()).collect();
         let config = self.context.config.load_full();
         let cache = &self.context.state_cache;
+        let mut stage = Stage { since: started };
         let lookups = cache.begin_many(&distinct_users(&events)).await;
+        stage.next("generations");
         let current = self.current_states(&events, &config.rules, &lookups).await?;
+        stage.next("load");
         let engine = self.context.engine.clone();
         let event_count = events.len();
         let (plan, states): (FlushPlan, UserStates) = tokio::task::spawn_blocking(move || {
@@ -160,6 +166,7 @@ impl Worker {
         })
         .await
         .map_err(|e| FlushFailure::Permanent(format!("evaluation task failed: {e}")))?;
+        stage.next("evaluate");
 
         let outcome = match self.context.store.apply_flush(&plan.batch).await {
             Ok(outcome) => outcome,
@@ -170,6 +177,7 @@ impl Worker {
                 return Err(storage_failure(err));
             }
         };
+        stage.next("write");
         let writes = writes_by_user(&plan.batch);
         let mut changes = Vec::with_capacity(writes.len());
         for lookup in lookups {
@@ -185,6 +193,7 @@ impl Worker {
         }
         // Bumps the users' generations: read caches here and on other instances see the commit.
         cache.put_after_own_change(changes).await;
+        stage.next("cache");
 
         metrics::histogram!("pipeline_batch_events").record(event_count as f64);
         metrics::histogram!("pipeline_flush_seconds").record(started.elapsed().as_secs_f64());
@@ -229,6 +238,23 @@ impl Worker {
             states.extend(split_by_user(loaded, &misses));
         }
         Ok(CurrentStates { states, loaded_at, read_at })
+    }
+}
+
+/// Times the stages of a flush into `pipeline_stage_seconds{stage}`.
+struct Stage {
+    since: Instant,
+}
+
+impl Stage {
+    fn record(stage: &'static str, since: Instant) {
+        metrics::histogram!("pipeline_stage_seconds", "stage" => stage).record(since.elapsed().as_secs_f64());
+    }
+
+    /// Records the stage that ran since the previous one ended (or the flush began).
+    fn next(&mut self, stage: &'static str) {
+        Self::record(stage, self.since);
+        self.since = Instant::now();
     }
 }
 

@@ -2,6 +2,8 @@
 //! Built once per challenge configuration so the event path does no config lookups or JSON work.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use challenge_core::config::{Catalog, EventSource, Goal, GoalKind, ProgressMode};
 use challenge_plugin_runtime::{GoalSpec, ProgressMode as PluginProgressMode};
@@ -30,7 +32,7 @@ pub struct GoalRule {
     pub challenge_id: String,
     pub plugin: String,
     pub pinned_version: Option<String>,
-    pub spec: GoalSpec,
+    pub spec: Arc<GoalSpec>,
     pub source: SignalSource,
     /// The goal's own stat code first, then extra ones its plugin asked for.
     pub stat_codes: Vec<String>,
@@ -48,6 +50,8 @@ impl GoalRule {
 
 #[derive(Debug, Default)]
 pub struct RuleBook {
+    /// Unique per built book, so per-player indexes derived from one book are not used with another.
+    revision: u64,
     rules: HashMap<String, GoalRule>,
     login_stat_codes: Vec<String>,
     statistic_codes: HashSet<String>,
@@ -57,7 +61,8 @@ pub struct RuleBook {
 
 impl RuleBook {
     pub fn new(catalog: &Catalog) -> Self {
-        let mut book = RuleBook::default();
+        static REVISIONS: AtomicU64 = AtomicU64::new(1);
+        let mut book = RuleBook { revision: REVISIONS.fetch_add(1, Ordering::Relaxed), ..RuleBook::default() };
         for goal in catalog.goals() {
             let source = match goal.event_source {
                 EventSource::Login => SignalSource::Login,
@@ -85,13 +90,18 @@ impl RuleBook {
                 challenge_id: goal.challenge_id.clone(),
                 plugin: goal.rule_plugin().to_owned(),
                 pinned_version: goal.rule.as_ref().and_then(|rule| rule.version.clone()),
-                spec: goal_spec(goal),
+                spec: Arc::new(goal_spec(goal)),
                 source,
                 stat_codes,
             };
             book.rules.insert(goal.id.clone(), rule);
         }
         book
+    }
+
+    /// Identifies this book among every book built by the process.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     pub fn rule(&self, goal_id: &str) -> Option<&GoalRule> {
