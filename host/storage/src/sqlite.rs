@@ -763,7 +763,7 @@ impl Store for SqliteStore {
                   AND (?2 IS NULL OR stat_code IN (SELECT value FROM json_each(?2))) ORDER BY user_id, stat_code"
             ))
             .bind(&users)
-            .bind(query.stat_codes.as_deref().map(|codes| json_list(codes)))
+            .bind(query.stat_codes.as_deref().map(json_list))
             .fetch_all(&self.reader)
             .await?;
             let mut goals = decode_all(&goals, goal_from_row)?;

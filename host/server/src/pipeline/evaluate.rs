@@ -118,6 +118,9 @@ fn listening_goals<'s>(
         .collect()
 }
 
+/// A plugin by name and, when a goal pins one, version.
+type PluginKey<'a> = (&'a str, Option<&'a str>);
+
 struct UserFlush<'a> {
     user_id: &'a str,
     /// The user's goals that listen to the flush's signals.
@@ -133,7 +136,7 @@ impl UserFlush<'_> {
         let sequences = self.write_stats(signals, plan);
 
         // One call per plugin (and pinned version), goals in a stable order.
-        let mut by_plugin: Vec<((&str, Option<&str>), Vec<usize>)> = Vec::new();
+        let mut by_plugin: Vec<(PluginKey<'_>, Vec<usize>)> = Vec::new();
         for (goal_index, (_, rule)) in self.goals.iter().enumerate() {
             let key = (rule.plugin.as_str(), rule.pinned_version.as_deref());
             match by_plugin.iter_mut().find(|(k, _)| *k == key) {
