@@ -260,7 +260,7 @@ impl Default for PipelineSettings {
             flush_interval_ms: 10,
             max_batch_events: 2_000,
             // Bigger flushes amortize each flush's round trips, so more workers than cores only cost: on a 2-core
-            // machine 2 workers took a third less CPU per event than 4 (loadtest/results/summary.md).
+            // machine 2 workers took a fifth less CPU per event than 4 (loadtest/results/summary.md).
             flush_workers: std::thread::available_parallelism().map_or(2, |cores| cores.get().clamp(1, 16)),
             commit_timeout_ms: 5_000,
             max_events_per_call: 10_000,

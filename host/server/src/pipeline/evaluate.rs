@@ -50,18 +50,18 @@ pub fn plan_flush(
 
     let mut plan = FlushPlan::default();
     for (user_id, event_indexes) in events_by_user {
-        let mut signals = signals_of(events, &event_indexes, book);
-        let goals = match states.get(user_id) {
-            Some(state) => listening_goals(state, &signals, book, now),
-            None => Vec::new(),
+        let Some(state) = states.get(user_id) else {
+            plan.ignored_events += event_indexes.len();
+            continue;
         };
+        let mut signals = signals_of(events, &event_indexes, book);
+        let goals = listening_goals(state, &signals, book, now);
         signals.retain(|signal| goals.iter().any(|(_, rule)| rule.listens_to(signal)));
         if signals.is_empty() {
             plan.ignored_events += event_indexes.len();
             continue;
         }
-        let stats = states.get(user_id).map_or(&[][..], |state| state.stats.as_slice());
-        let user = UserFlush { user_id, goals: &goals, stats, events, now };
+        let user = UserFlush { user_id, goals: &goals, stats: &state.stats, events, now };
         user.plan(&signals, engine, &mut plan);
     }
     plan
