@@ -40,6 +40,10 @@ use crate::settings::CacheSettings;
 /// make an old entry current again.
 const MIN_GENERATION_KEY_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// Hashes the user-id keys: every event of a flush looks its user up several times, and moka's default SipHash
+/// was a visible part of a flush.
+type KeyHasher = foldhash::fast::RandomState;
+
 /// The generations a value was loaded under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Token {
@@ -82,7 +86,7 @@ impl Lookup {
 
 /// The per-player generations every cache of this process checks its values against.
 pub struct Generations {
-    slots: moka::sync::Cache<String, Arc<AtomicU64>>,
+    slots: moka::sync::Cache<String, Arc<AtomicU64>, KeyHasher>,
     next_generation: AtomicU64,
     enabled: bool,
     redis: Option<RedisGenerations>,
@@ -91,7 +95,10 @@ pub struct Generations {
 impl Generations {
     pub fn new(settings: &CacheSettings, redis: Option<Client>) -> Arc<Self> {
         let ttl = Duration::from_secs(settings.ttl_secs);
-        let slots = moka::sync::Cache::builder().max_capacity(settings.max_users).time_to_idle(ttl).build();
+        let slots = moka::sync::Cache::builder()
+            .max_capacity(settings.max_users)
+            .time_to_idle(ttl)
+            .build_with_hasher(KeyHasher::default());
         let redis = redis.map(|client| RedisGenerations {
             client,
             prefix: format!("{}gen:", settings.key_prefix),
@@ -216,7 +223,7 @@ impl Generations {
 /// Per-player values valid while the player's generation does not change.
 pub struct GenerationCache<V> {
     generations: Arc<Generations>,
-    values: moka::sync::Cache<String, Arc<Stored<V>>>,
+    values: moka::sync::Cache<String, Arc<Stored<V>>, KeyHasher>,
     ttl: Duration,
     /// Label of the `player_cache_total` metric.
     name: &'static str,
@@ -231,7 +238,10 @@ impl<V: Clone + Send + Sync + 'static> GenerationCache<V> {
     /// A cache whose values are invalidated together with every other cache on `generations`.
     pub fn sharing(generations: Arc<Generations>, settings: &CacheSettings, name: &'static str) -> Self {
         let ttl = Duration::from_secs(settings.ttl_secs);
-        let values = moka::sync::Cache::builder().max_capacity(settings.max_users).time_to_idle(ttl).build();
+        let values = moka::sync::Cache::builder()
+            .max_capacity(settings.max_users)
+            .time_to_idle(ttl)
+            .build_with_hasher(KeyHasher::default());
         Self { generations, values, ttl, name }
     }
 

@@ -5,7 +5,6 @@
 //! in order. Writes stay O(1) per event: one stat row per (user, stat code) per flush, and a goal row only when
 //! the plugin changed something the stat row cannot re-derive (status, baseline, plugin state, stored progress).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use challenge_core::progress::{GoalProgress, GoalStatus, ProgressSource, StatValue};
@@ -16,6 +15,7 @@ use challenge_plugin_runtime::{
 use challenge_storage::{FlushBatch, GoalWrite, ParkedEvaluation, StatWrite};
 use chrono::{DateTime, TimeZone, Utc};
 
+use foldhash::{HashMap, HashMapExt};
 use super::event::{Event, EventKind};
 use super::state::{UserState, UserStates};
 use crate::rules::{GoalRule, RuleBook, RuleEngine, Signal, SignalSource};

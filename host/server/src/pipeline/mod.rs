@@ -1,6 +1,9 @@
 //! The event pipeline: validated events are routed to a flush worker by user (so a user's events stay in
 //! order), grouped into batches, evaluated by the rule plugins and committed in one batched write per flush.
 //!
+//! Its hash maps (keyed by user ids, stat codes, goal ids, hashed several times per event) use foldhash: SipHash
+//! was a visible part of a flush's profile.
+//!
 //! Durability contract: [`Pipeline::submit`] returns success only after every accepted event of the call is
 //! committed (group commit). Failures are reported, never swallowed: the producer retries, and the dedupe window
 //! keeps a retried event from counting twice.

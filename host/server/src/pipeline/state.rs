@@ -5,12 +5,12 @@
 //! [`crate::cache`]): any committed change by the API, a rotation or another instance makes the copy stale, and a
 //! flush updates its own copies with the writes it just committed, so a steady stream of events reads nothing.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use challenge_core::progress::{GoalProgress, StatValue};
 use challenge_storage::{FlushBatch, GoalWrite, PipelineState, StatWrite};
 
+use foldhash::{HashMap, HashMapExt};
 use crate::cache::GenerationCache;
 use crate::rules::{RuleBook, SignalSource};
 

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::collections::{HashMap, HashSet};
 
 use challenge_storage::PipelineQuery;
 use chrono::{SubsecRound, Utc};
@@ -13,7 +12,8 @@ use tracing::Instrument;
 
 use super::evaluate::{FlushPlan, plan_flush};
 use super::state::{UserStates, split_by_user, writes_by_user};
-use super::{Deduper, PipelineContext, PipelineError, Submission};
+use super::{Deduper, Event, PipelineContext, PipelineError, Submission};
+use foldhash::{HashMap, HashMapExt};
 use crate::cache::Lookup;
 
 pub(super) struct Worker {
@@ -94,10 +94,15 @@ impl Worker {
     }
 
     /// Commits a batch or fails every submission in it; never leaves a caller without an answer.
-    async fn flush(&self, batch: Vec<Submission>) {
-        let events: usize = batch.iter().map(|s| s.events.len()).sum();
-        let span = tracing::info_span!("pipeline.flush", partition = self.partition, submissions = batch.len(), events);
-        let outcome = self.flush_with_retry(&batch).instrument(span).await;
+    async fn flush(&self, mut batch: Vec<Submission>) {
+        // The events move into one shared list (evaluation runs on a blocking thread and needs them owned);
+        // `sizes` lets a failed batch hand each submission its own events back.
+        let sizes: Vec<usize> = batch.iter().map(|s| s.events.len()).collect();
+        let events: Arc<Vec<Event>> =
+            Arc::new(batch.iter_mut().flat_map(|submission| std::mem::take(&mut submission.events)).collect());
+        let span =
+            tracing::info_span!("pipeline.flush", partition = self.partition, submissions = batch.len(), events = events.len());
+        let outcome = self.flush_with_retry(&events).instrument(span).await;
         match outcome {
             Ok(()) => {
                 let ids: Vec<String> = batch.iter().flat_map(|s| s.dedupe_ids.iter().cloned()).collect();
@@ -111,7 +116,10 @@ impl Worker {
             // One bad submission must not sink its neighbours: retry them one by one.
             Err(FlushFailure::Permanent(reason)) if batch.len() > 1 => {
                 tracing::warn!(partition = self.partition, %reason, "batch rejected; committing submissions one by one");
-                for submission in batch {
+                let mut start = 0;
+                for (mut submission, size) in batch.into_iter().zip(sizes) {
+                    submission.events = events[start..start + size].to_vec();
+                    start += size;
                     Box::pin(self.flush(vec![submission])).await;
                 }
             }
@@ -129,11 +137,11 @@ impl Worker {
         }
     }
 
-    async fn flush_with_retry(&self, batch: &[Submission]) -> Result<(), FlushFailure> {
+    async fn flush_with_retry(&self, events: &Arc<Vec<Event>>) -> Result<(), FlushFailure> {
         let deadline = Instant::now() + Duration::from_millis(self.context.settings.commit_timeout_ms);
         let mut delay = FIRST_RETRY;
         loop {
-            match self.try_flush(batch).await {
+            match self.try_flush(events).await {
                 Err(FlushFailure::Transient(reason)) if Instant::now() + delay < deadline => {
                     tracing::warn!(partition = self.partition, %reason, retry_in_ms = delay.as_millis() as u64, "flush failed");
                     metrics::counter!("pipeline_flush_retries_total").increment(1);
@@ -146,20 +154,20 @@ impl Worker {
     }
 
     /// One attempt: load state, evaluate, commit, then keep the cached copies of the users' rows current.
-    async fn try_flush(&self, batch: &[Submission]) -> Result<(), FlushFailure> {
+    async fn try_flush(&self, events: &Arc<Vec<Event>>) -> Result<(), FlushFailure> {
         let started = Instant::now();
         // Millisecond timestamps round-trip unchanged through both backends, so cached copies match the database.
         let now = Utc::now().trunc_subsecs(3);
-        let events: Vec<_> = batch.iter().flat_map(|s| s.events.iter().cloned()).collect();
         let config = self.context.config.load_full();
         let cache = &self.context.state_cache;
         let mut stage = Stage { since: started };
-        let lookups = cache.begin_many(&distinct_users(&events)).await;
+        let lookups = cache.begin_many(&distinct_users(events)).await;
         stage.next("generations");
-        let current = self.current_states(&events, &config.rules, &lookups).await?;
+        let current = self.current_states(events, &config.rules, &lookups).await?;
         stage.next("load");
         let engine = self.context.engine.clone();
         let event_count = events.len();
+        let events = events.clone();
         let (plan, states): (FlushPlan, UserStates) = tokio::task::spawn_blocking(move || {
             let plan = plan_flush(&events, &current.states, &config.rules, &engine, now);
             (plan, current.states)
@@ -209,7 +217,7 @@ impl Worker {
     /// cache (disabled, Redis down) only the rows the events concern are loaded, and nothing is kept.
     async fn current_states(
         &self,
-        events: &[super::Event],
+        events: &[Event],
         book: &crate::rules::RuleBook,
         lookups: &[Lookup],
     ) -> Result<CurrentStates, FlushFailure> {
@@ -268,8 +276,8 @@ struct CurrentStates {
 }
 
 /// The users of the events, in first-seen order.
-fn distinct_users(events: &[super::Event]) -> Vec<String> {
-    let mut seen = HashSet::new();
+fn distinct_users(events: &[Event]) -> Vec<String> {
+    let mut seen = foldhash::HashSet::default();
     events.iter().filter(|event| seen.insert(event.user_id.as_str())).map(|event| event.user_id.clone()).collect()
 }
 
@@ -284,7 +292,7 @@ async fn wait_for_stop(stopped: &mut watch::Receiver<bool>) {
 
 /// The rows a flush needs: per stat code of the batch, the goals listening to it for the users who sent it, and
 /// those users' stat values.
-fn pipeline_query(events: &[super::Event], book: &crate::rules::RuleBook) -> challenge_storage::PipelineQuery {
+fn pipeline_query(events: &[Event], book: &crate::rules::RuleBook) -> challenge_storage::PipelineQuery {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::EventKind;

@@ -1,7 +1,8 @@
 //! The rule book: per goal, which plugin evaluates it, with what spec, listening to which events.
 //! Built once per challenge configuration so the event path does no config lookups or JSON work.
 
-use std::collections::{HashMap, HashSet};
+// foldhash: the event path looks goals and stat codes up several times per event.
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
