@@ -258,6 +258,33 @@ async fn redelivered_events_count_once() {
     let response = c.batch.submit_events(batch::SubmitEventsRequest { events }).await.unwrap().into_inner();
     assert_eq!((response.accepted, response.duplicates), (1, 1));
     assert_eq!(shown(state, user).await["login-3-times"].0, 2);
+
+    // The same new id twice in one call: the second copy is in flight while the first is processed.
+    let twice = |id: &str| batch::Event {
+        id: id.into(),
+        user_id: user.into(),
+        namespace: NAMESPACE.into(),
+        timestamp: String::new(),
+        kind: Some(batch::event::Kind::Login(batch::LoginEvent {})),
+    };
+    let events = vec![twice("twice-id"), twice("twice-id")];
+    let response = c.batch.submit_events(batch::SubmitEventsRequest { events }).await.unwrap().into_inner();
+    assert_eq!((response.accepted, response.duplicates), (1, 0));
+    let codes: Vec<(u32, &str)> = response.rejected.iter().map(|r| (r.index, r.error_code.as_str())).collect();
+    assert_eq!(codes, [(1, "IN_FLIGHT")]);
+    assert_eq!(shown(state, user).await["login-3-times"].0, 3);
+
+    // Concurrent deliveries of one new id: whatever each caller is told, the goal moves once.
+    let deliveries = (0..5).map(|_| {
+        let mut login_client = c.login.clone();
+        async move { login_client.on_message(login("burst-id", user, Utc::now())).await }
+    });
+    let answers = futures::future::join_all(deliveries).await;
+    assert!(answers.iter().any(Result::is_ok), "one delivery is processed: {answers:?}");
+    for answer in answers.iter().filter_map(|answer| answer.as_ref().err()) {
+        assert_eq!(answer.code(), tonic::Code::Unavailable, "the others are told to retry: {answer:?}");
+    }
+    assert_eq!(event_count(state, user, "login_count").await, 4, "the burst counted once");
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use foldhash::{HashMap, HashMapExt};
 use super::event::{Event, EventKind};
-use super::state::{UserState, UserStates};
+use super::state::{Listener, UserState, UserStates};
 use crate::rules::{GoalRule, RuleBook, RuleEngine, Signal, SignalSource};
 
 /// The writes of one flush. A plugin call that failed leaves its goals untouched and is parked in
@@ -106,15 +106,14 @@ fn listening_goals<'s>(
     now: DateTime<Utc>,
 ) -> Vec<(&'s GoalProgress, &'s GoalRule)> {
     let index = state.listeners(book);
-    let mut positions: Vec<usize> =
+    let mut listeners: Vec<Listener> =
         signals.iter().flat_map(|signal| index.rows(signal.source, signal.stat_code)).copied().collect();
-    positions.sort_unstable();
-    positions.dedup();
-    positions
+    listeners.sort_unstable();
+    listeners.dedup();
+    listeners
         .into_iter()
-        .map(|position| state.goals[position].as_ref())
-        .filter(|row| row.accepts_events(now))
-        .filter_map(|row| book.rule(&row.goal_id).map(|rule| (row, rule)))
+        .map(|listener| (state.goals[listener.row].as_ref(), book.rule_at(listener.rule)))
+        .filter(|(row, _)| row.accepts_events(now))
         .collect()
 }
 
@@ -426,10 +425,13 @@ mod tests {
         let states = states(PipelineState { goals: rows, stats: vec![] });
         let state = &states["u1"];
         let index = state.listeners(&book);
-        assert_eq!(index.rows(SignalSource::Statistic, "kills"), [1, 2]);
-        assert_eq!(index.rows(SignalSource::Statistic, "wins"), [3]);
-        assert!(index.rows(SignalSource::Statistic, "login_count").is_empty(), "logins are another source");
-        assert_eq!(index.rows(SignalSource::Login, "login_count"), [0]);
+        let rows = |source, code| -> Vec<(usize, &str)> {
+            index.rows(source, code).iter().map(|l| (l.row, book.rule_at(l.rule).goal_id.as_str())).collect()
+        };
+        assert_eq!(rows(SignalSource::Statistic, "kills"), [(1, "kills-100"), (2, "kill-10")]);
+        assert_eq!(rows(SignalSource::Statistic, "wins"), [(3, "wins-3")]);
+        assert!(rows(SignalSource::Statistic, "login_count").is_empty(), "logins are another source");
+        assert_eq!(rows(SignalSource::Login, "login_count"), [(0, "login-3-times")]);
 
         let plan = plan_flush(&[kills("u1", 7.0)], &states, &book, &engine, Utc::now());
         let mut written: Vec<&str> = plan.batch.goals.iter().map(|write| write.goal_id.as_str()).collect();

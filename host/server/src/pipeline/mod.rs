@@ -77,15 +77,26 @@ pub struct SubmitOutcome {
 /// Work for one partition: events of the call that belong to it, and where to report the commit.
 struct Submission {
     events: Vec<Event>,
+    /// Ids of `events` reserved in the dedupe window (filled by the worker, which reserves once per flush).
     dedupe_ids: Vec<String>,
-    reply: oneshot::Sender<Result<(), PipelineError>>,
+    /// Events the worker did not process, by position in the submitted `events`.
+    skipped: Skipped,
+    reply: oneshot::Sender<Result<Skipped, PipelineError>>,
     /// When it was queued: the group-commit window counts from here, not from when the worker got to it.
     queued_at: tokio::time::Instant,
 }
 
+/// Events of a submission that were not processed, by position in the submission.
+#[derive(Debug, Default)]
+struct Skipped {
+    /// Re-deliveries of events already committed.
+    duplicates: Vec<usize>,
+    /// Re-deliveries of events another delivery is processing right now, with their ids.
+    in_flight: Vec<(usize, String)>,
+}
+
 pub struct Pipeline {
     partitions: Vec<mpsc::Sender<Submission>>,
-    deduper: Arc<dyn Deduper>,
     settings: PipelineSettings,
     namespace: String,
     closed: AtomicBool,
@@ -118,7 +129,6 @@ impl Pipeline {
         }
         Arc::new(Self {
             partitions,
-            deduper,
             namespace: context.namespace.clone(),
             settings,
             closed: AtomicBool::new(false),
@@ -164,67 +174,57 @@ impl Pipeline {
             }
         }
 
-        let ids: Vec<String> = valid.iter().filter(|(_, e)| !e.id.is_empty()).map(|(_, e)| e.id.clone()).collect();
-        let mut reservations = self.deduper.reserve(&ids).await.into_iter();
-        let mut per_partition: Vec<(Vec<Event>, Vec<String>)> = vec![(Vec::new(), Vec::new()); self.partitions.len()];
+        // Per partition: the events and their positions in the call.
+        let mut per_partition: Vec<(Vec<Event>, Vec<usize>)> = vec![(Vec::new(), Vec::new()); self.partitions.len()];
         for (index, event) in valid {
-            if !event.id.is_empty() {
-                match reservations.next().unwrap_or(Reservation::Fresh) {
-                    Reservation::Fresh => {}
-                    Reservation::Duplicate => {
-                        outcome.duplicates += 1;
-                        continue;
-                    }
-                    Reservation::InFlight => {
-                        let rejection = Rejection {
-                            code: "IN_FLIGHT",
-                            message: format!("event '{}' is being processed by another delivery; retry", event.id),
-                        };
-                        metrics::counter!("events_rejected_total", "code" => rejection.code).increment(1);
-                        outcome.rejected.push((index, rejection));
-                        continue;
-                    }
-                }
-            }
-            let (events, dedupe_ids) = &mut per_partition[self.partition_of(&event.user_id)];
-            if !event.id.is_empty() {
-                dedupe_ids.push(event.id.clone());
-            }
+            let (events, positions) = &mut per_partition[self.partition_of(&event.user_id)];
             events.push(event);
+            positions.push(index);
         }
-        metrics::counter!("events_deduplicated_total").increment(outcome.duplicates as u64);
 
         let mut replies = Vec::new();
-        for (partition, (events, dedupe_ids)) in per_partition.into_iter().enumerate() {
+        for (partition, (events, positions)) in per_partition.into_iter().enumerate() {
             if events.is_empty() {
                 continue;
             }
-            outcome.accepted += events.len();
             let (reply, committed) = oneshot::channel();
+            let submission = Submission {
+                events,
+                dedupe_ids: Vec::new(),
+                skipped: Skipped::default(),
+                reply,
+                queued_at: tokio::time::Instant::now(),
+            };
             let permit = tokio::time::timeout(self.commit_timeout(), self.partitions[partition].reserve()).await;
             match permit {
                 Ok(Ok(permit)) => {
-                    permit.send(Submission { events, dedupe_ids, reply, queued_at: tokio::time::Instant::now() });
-                    replies.push(committed);
+                    permit.send(submission);
+                    replies.push((committed, positions));
                 }
                 // The worker is gone (shutdown) or its queue stayed full: nothing of this part is stored.
-                Ok(Err(_)) => {
-                    self.deduper.release(&dedupe_ids).await;
-                    return Err(PipelineError::ShuttingDown);
-                }
-                Err(_) => {
-                    self.deduper.release(&dedupe_ids).await;
-                    return Err(PipelineError::Unavailable);
-                }
+                Ok(Err(_)) => return Err(PipelineError::ShuttingDown),
+                Err(_) => return Err(PipelineError::Unavailable),
             }
         }
-        for committed in replies {
-            match committed.await {
-                Ok(Ok(())) => {}
+        for (committed, positions) in replies {
+            let skipped = match committed.await {
+                Ok(Ok(skipped)) => skipped,
                 Ok(Err(err)) => return Err(err),
                 Err(_) => return Err(PipelineError::ShuttingDown),
+            };
+            outcome.accepted += positions.len() - skipped.duplicates.len() - skipped.in_flight.len();
+            outcome.duplicates += skipped.duplicates.len();
+            for (position, id) in skipped.in_flight {
+                let rejection = Rejection {
+                    code: "IN_FLIGHT",
+                    message: format!("event '{id}' is being processed by another delivery; retry"),
+                };
+                metrics::counter!("events_rejected_total", "code" => rejection.code).increment(1);
+                outcome.rejected.push((positions[position], rejection));
             }
         }
+        outcome.rejected.sort_by_key(|(index, _)| *index);
+        metrics::counter!("events_deduplicated_total").increment(outcome.duplicates as u64);
         metrics::counter!("events_accepted_total").increment(outcome.accepted as u64);
         Ok(outcome)
     }

@@ -34,32 +34,42 @@ impl PartialEq for UserState {
     }
 }
 
-/// For one rule book: the positions of the user's goal rows that listen to each (source, stat code). A flush
-/// visits only the rows its events concern: with thousands of players, touching every row of every player in a
-/// flush was a cache miss per row and the largest cost of evaluation.
+/// For one rule book: the user's goal rows that listen to each (source, stat code), as (row position, rule
+/// position in the book). A flush visits only the rows its events concern: with thousands of players, touching
+/// every row of every player in a flush was a cache miss per row and the largest cost of evaluation; the rule
+/// positions save hashing each row's goal id again.
 #[derive(Debug, Clone)]
 pub struct ListenerIndex {
     book_revision: u64,
-    entries: Vec<(SignalSource, String, Vec<usize>)>,
+    entries: Vec<(SignalSource, String, Vec<Listener>)>,
+}
+
+/// A goal row listening to a stat code, and its rule in the index's book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Listener {
+    pub row: usize,
+    pub rule: usize,
 }
 
 impl ListenerIndex {
     fn build(goals: &[Arc<GoalProgress>], book: &RuleBook) -> Self {
-        let mut entries: Vec<(SignalSource, String, Vec<usize>)> = Vec::new();
+        let mut entries: Vec<(SignalSource, String, Vec<Listener>)> = Vec::new();
         for (position, row) in goals.iter().enumerate() {
-            let Some(rule) = book.rule(&row.goal_id) else { continue };
+            let Some(rule_index) = book.rule_index(&row.goal_id) else { continue };
+            let rule = book.rule_at(rule_index);
+            let listener = Listener { row: position, rule: rule_index };
             for code in &rule.stat_codes {
                 match entries.iter_mut().find(|(source, c, _)| *source == rule.source && c == code) {
-                    Some((_, _, rows)) => rows.push(position),
-                    None => entries.push((rule.source, code.clone(), vec![position])),
+                    Some((_, _, rows)) => rows.push(listener),
+                    None => entries.push((rule.source, code.clone(), vec![listener])),
                 }
             }
         }
         Self { book_revision: book.revision(), entries }
     }
 
-    /// Positions (ascending) of the rows listening to this source and stat code.
-    pub fn rows(&self, source: SignalSource, stat_code: &str) -> &[usize] {
+    /// The rows listening to this source and stat code, by ascending row position.
+    pub fn rows(&self, source: SignalSource, stat_code: &str) -> &[Listener] {
         self.entries
             .iter()
             .find(|(s, code, _)| *s == source && code == stat_code)

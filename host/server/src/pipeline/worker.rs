@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::evaluate::{FlushPlan, plan_flush};
 use super::state::{UserStates, split_by_user, writes_by_user};
-use super::{Deduper, Event, PipelineContext, PipelineError, Submission};
+use super::{Deduper, Event, PipelineContext, PipelineError, Reservation, Submission};
 use foldhash::{HashMap, HashMapExt};
 use crate::cache::Lookup;
 
@@ -69,7 +69,7 @@ impl Worker {
                 }
             }
             metrics::gauge!("pipeline_queue_depth", "partition" => self.partition.to_string()).set(queue.len() as f64);
-            let batch = self.shed_abandoned(batch).await;
+            let batch = self.reserve(self.shed_abandoned(batch)).await;
             if !batch.is_empty() {
                 self.flush(batch).await;
             }
@@ -79,18 +79,54 @@ impl Worker {
 
     /// Drops the submissions whose caller has gone (cancelled or timed out): under overload, storing events
     /// nobody will be told about only delays the callers still waiting. They were never acknowledged, so the
-    /// producer retries them; their dedupe reservations are released for that.
-    async fn shed_abandoned(&self, batch: Vec<Submission>) -> Vec<Submission> {
+    /// producer retries them (they hold no dedupe reservation yet).
+    fn shed_abandoned(&self, batch: Vec<Submission>) -> Vec<Submission> {
         let (live, abandoned): (Vec<_>, Vec<_>) = batch.into_iter().partition(|s| !s.reply.is_closed());
         if !abandoned.is_empty() {
             let events: usize = abandoned.iter().map(|s| s.events.len()).sum();
             metrics::counter!("pipeline_events_shed_total").increment(events as u64);
             tracing::debug!(partition = self.partition, events, "shed events whose callers gave up");
-            for submission in abandoned {
-                self.deduper.release(&submission.dedupe_ids).await;
-            }
         }
         live
+    }
+
+    /// Reserves the batch's event ids in the dedupe window, once per flush rather than once per call (with
+    /// Redis, one script call for every `OnMessage` of the window). Re-deliveries leave their submission's
+    /// events; a submission left with none is answered at once.
+    async fn reserve(&self, mut batch: Vec<Submission>) -> Vec<Submission> {
+        let ids: Vec<String> =
+            batch.iter().flat_map(|s| s.events.iter()).filter(|e| !e.id.is_empty()).map(|e| e.id.clone()).collect();
+        if ids.is_empty() {
+            return batch;
+        }
+        let started = Instant::now();
+        let mut reservations = self.deduper.reserve(&ids).await.into_iter();
+        Stage::record("dedupe_reserve", started);
+        for submission in &mut batch {
+            let mut fresh = Vec::with_capacity(submission.events.len());
+            for (position, event) in std::mem::take(&mut submission.events).into_iter().enumerate() {
+                if !event.id.is_empty() {
+                    match reservations.next().unwrap_or(Reservation::Fresh) {
+                        Reservation::Fresh => submission.dedupe_ids.push(event.id.clone()),
+                        Reservation::Duplicate => {
+                            submission.skipped.duplicates.push(position);
+                            continue;
+                        }
+                        Reservation::InFlight => {
+                            submission.skipped.in_flight.push((position, event.id));
+                            continue;
+                        }
+                    }
+                }
+                fresh.push(event);
+            }
+            submission.events = fresh;
+        }
+        let (work, done): (Vec<_>, Vec<_>) = batch.into_iter().partition(|s| !s.events.is_empty());
+        for submission in done {
+            let _ = submission.reply.send(Ok(submission.skipped));
+        }
+        work
     }
 
     /// Commits a batch or fails every submission in it; never leaves a caller without an answer.
@@ -107,7 +143,7 @@ impl Worker {
             Ok(()) => {
                 let ids: Vec<String> = batch.iter().flat_map(|s| s.dedupe_ids.iter().cloned()).collect();
                 for submission in batch {
-                    let _ = submission.reply.send(Ok(()));
+                    let _ = submission.reply.send(Ok(submission.skipped));
                 }
                 let started = Instant::now();
                 self.deduper.commit(&ids).await;

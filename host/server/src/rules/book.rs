@@ -53,7 +53,9 @@ impl GoalRule {
 pub struct RuleBook {
     /// Unique per built book, so per-player indexes derived from one book are not used with another.
     revision: u64,
-    rules: HashMap<String, GoalRule>,
+    rules: Vec<GoalRule>,
+    /// Position in `rules` by goal id.
+    rule_ids: HashMap<String, usize>,
     login_stat_codes: Vec<String>,
     statistic_codes: HashSet<String>,
     /// Goal ids per (source, stat code): which goal rows an event can concern.
@@ -95,7 +97,8 @@ impl RuleBook {
                 source,
                 stat_codes,
             };
-            book.rules.insert(goal.id.clone(), rule);
+            book.rule_ids.insert(goal.id.clone(), book.rules.len());
+            book.rules.push(rule);
         }
         book
     }
@@ -106,7 +109,18 @@ impl RuleBook {
     }
 
     pub fn rule(&self, goal_id: &str) -> Option<&GoalRule> {
-        self.rules.get(goal_id)
+        self.rule_ids.get(goal_id).map(|&index| &self.rules[index])
+    }
+
+    /// A rule's position in this book: with [`Self::rule_at`], a per-player index built for this book (same
+    /// [`Self::revision`]) finds rules without hashing goal ids.
+    pub fn rule_index(&self, goal_id: &str) -> Option<usize> {
+        self.rule_ids.get(goal_id).copied()
+    }
+
+    /// The rule at a position from [`Self::rule_index`] of this book.
+    pub fn rule_at(&self, index: usize) -> &GoalRule {
+        &self.rules[index]
     }
 
     /// Stat codes a login event updates (one signal each).
