@@ -268,76 +268,69 @@ impl PostgresStore {
         Ok(SelectionOutcome { replaced, active_in_challenge: u64::try_from(active).unwrap_or(0) })
     }
 
-    async fn flush_in(
+    /// The whole flush as one statement: stat upserts, goal updates and parked evaluations in data-modifying
+    /// CTEs, committed atomically without BEGIN/COMMIT round trips (a flush is one round trip and one WAL flush).
+    /// PostgreSQL runs every data-modifying CTE to completion whether or not the final SELECT reads it.
+    async fn flush_rows(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
         stats: &[StatWrite],
         goals: &[&GoalWrite],
         parked: &[ParkedEvaluation],
     ) -> Result<FlushOutcome> {
-        let mut outcome = FlushOutcome::default();
-        if !stats.is_empty() {
-            outcome.stat_rows = sqlx::query(
-                "INSERT INTO user_stat_values (user_id, stat_code, value, event_count, updated_at) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::float8[], $4::int8[], $5::timestamptz[]) \
-                 ON CONFLICT (user_id, stat_code) DO UPDATE SET \
-                   value = COALESCE(EXCLUDED.value, user_stat_values.value), \
-                   event_count = user_stat_values.event_count + EXCLUDED.event_count, \
-                   updated_at = GREATEST(user_stat_values.updated_at, EXCLUDED.updated_at)",
-            )
-            .bind(stats.iter().map(|s| s.user_id.as_str()).collect::<Vec<_>>())
-            .bind(stats.iter().map(|s| s.stat_code.as_str()).collect::<Vec<_>>())
-            .bind(stats.iter().map(|s| s.value).collect::<Vec<_>>())
-            .bind(stats.iter().map(|s| s.count_delta).collect::<Vec<_>>())
-            .bind(stats.iter().map(|s| s.updated_at).collect::<Vec<_>>())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        }
-        if !goals.is_empty() {
-            // The guard is re-checked after waiting for a row lock, so a concurrent claim or deactivation wins.
-            outcome.goal_rows = sqlx::query(
-                "UPDATE user_goal_progress AS g SET progress = w.progress, status = w.status, \
-                   completed_at = w.completed_at, baseline_value = w.baseline_value, plugin_state = w.plugin_state, \
-                   progress_source = w.progress_source, updated_at = w.updated_at \
-                 FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::timestamptz[], $6::int8[], \
-                   $7::bytea[], $8::text[], $9::timestamptz[]) \
-                   AS w(user_id, goal_id, progress, status, completed_at, baseline_value, plugin_state, \
-                   progress_source, updated_at) \
-                 WHERE g.user_id = w.user_id AND g.goal_id = w.goal_id AND g.is_active AND g.status <> 'claimed'",
-            )
-            .bind(goals.iter().map(|g| g.user_id.as_str()).collect::<Vec<_>>())
-            .bind(goals.iter().map(|g| g.goal_id.as_str()).collect::<Vec<_>>())
-            .bind(goals.iter().map(|g| g.progress).collect::<Vec<_>>())
-            .bind(goals.iter().map(|g| g.status.as_str()).collect::<Vec<_>>())
-            .bind(goals.iter().map(|g| g.completed_at).collect::<Vec<_>>())
-            .bind(goals.iter().map(|g| g.baseline_value).collect::<Vec<_>>())
-            .bind(goals.iter().map(|g| g.plugin_state.as_deref()).collect::<Vec<_>>())
-            .bind(goals.iter().map(|g| g.progress_source.as_str()).collect::<Vec<_>>())
-            .bind(goals.iter().map(|g| g.updated_at).collect::<Vec<_>>())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        }
-        if !parked.is_empty() {
-            sqlx::query(
-                "INSERT INTO parked_evaluations \
-                   (user_id, plugin, plugin_version, goal_ids, events, error_kind, error, parked_at) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                   $7::text[], $8::timestamptz[])",
-            )
-            .bind(parked.iter().map(|p| p.user_id.as_str()).collect::<Vec<_>>())
-            .bind(parked.iter().map(|p| p.plugin.as_str()).collect::<Vec<_>>())
-            .bind(parked.iter().map(|p| p.plugin_version.as_str()).collect::<Vec<_>>())
-            .bind(parked.iter().map(|p| p.goal_ids.as_str()).collect::<Vec<_>>())
-            .bind(parked.iter().map(|p| p.events.as_str()).collect::<Vec<_>>())
-            .bind(parked.iter().map(|p| p.error_kind.as_str()).collect::<Vec<_>>())
-            .bind(parked.iter().map(|p| p.error.as_str()).collect::<Vec<_>>())
-            .bind(parked.iter().map(|p| p.parked_at).collect::<Vec<_>>())
-            .execute(&mut **tx)
-            .await?;
-        }
-        Ok(outcome)
+        // The goal update's guard is re-checked after waiting for a row lock, so a concurrent claim or deactivation
+        // wins.
+        let row = sqlx::query(
+            "WITH stats AS ( \
+               INSERT INTO user_stat_values (user_id, stat_code, value, event_count, updated_at) \
+               SELECT * FROM UNNEST($1::text[], $2::text[], $3::float8[], $4::int8[], $5::timestamptz[]) \
+               ON CONFLICT (user_id, stat_code) DO UPDATE SET \
+                 value = COALESCE(EXCLUDED.value, user_stat_values.value), \
+                 event_count = user_stat_values.event_count + EXCLUDED.event_count, \
+                 updated_at = GREATEST(user_stat_values.updated_at, EXCLUDED.updated_at) \
+               RETURNING 1), \
+             goals AS ( \
+               UPDATE user_goal_progress AS g SET progress = w.progress, status = w.status, \
+                 completed_at = w.completed_at, baseline_value = w.baseline_value, plugin_state = w.plugin_state, \
+                 progress_source = w.progress_source, updated_at = w.updated_at \
+               FROM UNNEST($6::text[], $7::text[], $8::int8[], $9::text[], $10::timestamptz[], $11::int8[], \
+                 $12::bytea[], $13::text[], $14::timestamptz[]) \
+                 AS w(user_id, goal_id, progress, status, completed_at, baseline_value, plugin_state, \
+                 progress_source, updated_at) \
+               WHERE g.user_id = w.user_id AND g.goal_id = w.goal_id AND g.is_active AND g.status <> 'claimed' \
+               RETURNING 1), \
+             parked AS ( \
+               INSERT INTO parked_evaluations \
+                 (user_id, plugin, plugin_version, goal_ids, events, error_kind, error, parked_at) \
+               SELECT * FROM UNNEST($15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], \
+                 $21::text[], $22::timestamptz[])) \
+             SELECT (SELECT count(*) FROM stats) AS stat_rows, (SELECT count(*) FROM goals) AS goal_rows",
+        )
+        .bind(stats.iter().map(|s| s.user_id.as_str()).collect::<Vec<_>>())
+        .bind(stats.iter().map(|s| s.stat_code.as_str()).collect::<Vec<_>>())
+        .bind(stats.iter().map(|s| s.value).collect::<Vec<_>>())
+        .bind(stats.iter().map(|s| s.count_delta).collect::<Vec<_>>())
+        .bind(stats.iter().map(|s| s.updated_at).collect::<Vec<_>>())
+        .bind(goals.iter().map(|g| g.user_id.as_str()).collect::<Vec<_>>())
+        .bind(goals.iter().map(|g| g.goal_id.as_str()).collect::<Vec<_>>())
+        .bind(goals.iter().map(|g| g.progress).collect::<Vec<_>>())
+        .bind(goals.iter().map(|g| g.status.as_str()).collect::<Vec<_>>())
+        .bind(goals.iter().map(|g| g.completed_at).collect::<Vec<_>>())
+        .bind(goals.iter().map(|g| g.baseline_value).collect::<Vec<_>>())
+        .bind(goals.iter().map(|g| g.plugin_state.as_deref()).collect::<Vec<_>>())
+        .bind(goals.iter().map(|g| g.progress_source.as_str()).collect::<Vec<_>>())
+        .bind(goals.iter().map(|g| g.updated_at).collect::<Vec<_>>())
+        .bind(parked.iter().map(|p| p.user_id.as_str()).collect::<Vec<_>>())
+        .bind(parked.iter().map(|p| p.plugin.as_str()).collect::<Vec<_>>())
+        .bind(parked.iter().map(|p| p.plugin_version.as_str()).collect::<Vec<_>>())
+        .bind(parked.iter().map(|p| p.goal_ids.as_str()).collect::<Vec<_>>())
+        .bind(parked.iter().map(|p| p.events.as_str()).collect::<Vec<_>>())
+        .bind(parked.iter().map(|p| p.error_kind.as_str()).collect::<Vec<_>>())
+        .bind(parked.iter().map(|p| p.error.as_str()).collect::<Vec<_>>())
+        .bind(parked.iter().map(|p| p.parked_at).collect::<Vec<_>>())
+        .fetch_one(&self.pool)
+        .await?;
+        let count = |column: &str| -> Result<u64> { Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0)) };
+        Ok(FlushOutcome { stat_rows: count("stat_rows")?, goal_rows: count("goal_rows")? })
     }
 }
 
@@ -722,7 +715,7 @@ impl Store for PostgresStore {
             // A stable row order keeps concurrent flushes from deadlocking on each other's row locks.
             stats.sort_by(|a, b| (&a.user_id, &a.stat_code).cmp(&(&b.user_id, &b.stat_code)));
             goals.sort_by(|a, b| (&a.user_id, &a.goal_id).cmp(&(&b.user_id, &b.goal_id)));
-            in_transaction!(self.pool, |tx| self.flush_in(&mut tx, &stats, &goals, &batch.parked))
+            self.flush_rows(&stats, &goals, &batch.parked).await
         })
         .await
     }
