@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use fred::prelude::*;
-use fred::types::{Expiration, SetOptions};
 
 /// Outcome of reserving one event id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +61,22 @@ struct Window {
 }
 
 impl Window {
+    fn new(window_secs: u32, max_ids: usize) -> Self {
+        Self {
+            in_flight: HashMap::default(),
+            swept_at_len: 0,
+            committed: HashMap::default(),
+            order: VecDeque::new(),
+            window_secs,
+            max_ids,
+        }
+    }
+
+    /// Whether a reservation taken at `at` still blocks other deliveries at `now`.
+    fn still_in_flight(at: u32, now: u32) -> bool {
+        u64::from(now.saturating_sub(at)) < IN_FLIGHT_TTL.as_secs()
+    }
+
     /// Forgets committed ids older than the window, and the oldest ones beyond the size bound.
     fn expire(&mut self, now: u32) {
         while let Some(&(at, id)) = self.order.front() {
@@ -80,7 +95,7 @@ impl Window {
     /// queueing), once the map has doubled since the last sweep.
     fn sweep_in_flight(&mut self, now: u32) {
         if self.in_flight.len() > 1_024 && self.in_flight.len() > 2 * self.swept_at_len {
-            self.in_flight.retain(|_, at| now.saturating_sub(*at) < IN_FLIGHT_TTL.as_secs() as u32);
+            self.in_flight.retain(|_, at| Self::still_in_flight(*at, now));
             self.swept_at_len = self.in_flight.len();
         }
     }
@@ -90,9 +105,7 @@ impl Window {
             return Reservation::Duplicate;
         }
         match self.in_flight.entry(id) {
-            Entry::Occupied(entry) if now.saturating_sub(*entry.get()) < IN_FLIGHT_TTL.as_secs() as u32 => {
-                Reservation::InFlight
-            }
+            Entry::Occupied(entry) if Self::still_in_flight(*entry.get(), now) => Reservation::InFlight,
             Entry::Occupied(mut entry) => {
                 entry.insert(now);
                 Reservation::Fresh
@@ -116,14 +129,10 @@ impl LocalDeduper {
         Self {
             hasher: foldhash::quality::RandomState::default(),
             started: Instant::now(),
-            window: Mutex::new(Window {
-                in_flight: HashMap::default(),
-                swept_at_len: 0,
-                committed: HashMap::default(),
-                order: VecDeque::new(),
-                window_secs: u32::try_from(window.as_secs()).unwrap_or(u32::MAX).max(1),
-                max_ids: usize::try_from(max_ids).unwrap_or(usize::MAX),
-            }),
+            window: Mutex::new(Window::new(
+                u32::try_from(window.as_secs()).unwrap_or(u32::MAX).max(1),
+                usize::try_from(max_ids).unwrap_or(usize::MAX),
+            )),
         }
     }
 
@@ -191,7 +200,7 @@ impl RedisDeduper {
         format!("challenge:dedupe:{id}")
     }
 
-    /// One script call per batch of ids: a round trip and a command per call instead of one per id.
+    /// One script call per flush's ids: a round trip and a command per flush instead of one per id.
     async fn try_reserve(&self, ids: &[String]) -> Result<Vec<Reservation>, fred::error::Error> {
         const RESERVE: &str = r"
             local out = {}
@@ -202,20 +211,6 @@ impl RedisDeduper {
             end
             return out";
         let keys: Vec<String> = ids.iter().map(|id| Self::key(id)).collect();
-        if let [key] = keys.as_slice() {
-            // One event per call (`OnMessage`): a plain SET NX costs Redis less than a script; only a repeat reads.
-            let expiry = Some(Expiration::EX(IN_FLIGHT_TTL.as_secs() as i64));
-            let set: Option<String> = self.client.set(key, IN_FLIGHT_MARK, expiry, Some(SetOptions::NX), false).await?;
-            if set.is_some() {
-                return Ok(vec![Reservation::Fresh]);
-            }
-            let mark: Option<String> = self.client.get(key).await?;
-            return Ok(vec![if mark.as_deref() == Some(COMMITTED_MARK) {
-                Reservation::Duplicate
-            } else {
-                Reservation::InFlight
-            }]);
-        }
         let args = vec![IN_FLIGHT_MARK.to_owned(), IN_FLIGHT_TTL.as_secs().to_string(), COMMITTED_MARK.to_owned()];
         let answers: Vec<i64> = self.client.eval(RESERVE, keys, args).await?;
         if answers.len() != ids.len() {
@@ -311,20 +306,9 @@ mod tests {
         assert_eq!(dedupe.reserve(&ids(&["a", "b"])).await, vec![Reservation::Duplicate, Reservation::Fresh]);
     }
 
-    fn window(window_secs: u32, max_ids: usize) -> Window {
-        Window {
-            in_flight: HashMap::default(),
-            swept_at_len: 0,
-            committed: HashMap::default(),
-            order: VecDeque::new(),
-            window_secs,
-            max_ids,
-        }
-    }
-
     #[test]
     fn committed_ids_expire_after_the_window_and_beyond_the_size_bound() {
-        let mut w = window(60, 3);
+        let mut w = Window::new(60, 3);
         for id in 1..=3 {
             assert_eq!(w.reserve(id, 0), Reservation::Fresh);
             w.commit(id, 0);
@@ -343,7 +327,7 @@ mod tests {
 
     #[test]
     fn an_id_committed_again_after_expiring_keeps_its_new_entry() {
-        let mut w = window(10, 100);
+        let mut w = Window::new(10, 100);
         w.commit(7, 0);
         w.commit(7, 9); // re-processed and committed again while the old entry is still queued
         w.expire(10);
@@ -355,7 +339,7 @@ mod tests {
     #[test]
     fn abandoned_reservations_stop_blocking_after_the_in_flight_ttl_and_are_swept() {
         let ttl = IN_FLIGHT_TTL.as_secs() as u32;
-        let mut w = window(3_600, 100);
+        let mut w = Window::new(3_600, 100);
         assert_eq!(w.reserve(1, 0), Reservation::Fresh);
         assert_eq!(w.reserve(1, ttl - 1), Reservation::InFlight);
         assert_eq!(w.reserve(1, ttl), Reservation::Fresh, "a reservation nobody ended expires");

@@ -15,10 +15,10 @@ use challenge_plugin_runtime::{
 use challenge_storage::{FlushBatch, GoalWrite, ParkedEvaluation, StatWrite};
 use chrono::{DateTime, TimeZone, Utc};
 
-use foldhash::{HashMap, HashMapExt};
 use super::event::{Event, EventKind};
 use super::state::{Listener, UserState, UserStates};
 use crate::rules::{GoalRule, RuleBook, RuleEngine, Signal, SignalSource};
+use foldhash::{HashMap, HashMapExt};
 
 /// The writes of one flush. A plugin call that failed leaves its goals untouched and is parked in
 /// `batch.parked` (with its events) for replay; the events themselves are still committed.

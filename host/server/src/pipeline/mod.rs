@@ -127,12 +127,7 @@ impl Pipeline {
                 Ok(())
             });
         }
-        Arc::new(Self {
-            partitions,
-            namespace: context.namespace.clone(),
-            settings,
-            closed: AtomicBool::new(false),
-        })
+        Arc::new(Self { partitions, namespace: context.namespace.clone(), settings, closed: AtomicBool::new(false) })
     }
 
     /// Stops accepting new events; queued ones are still flushed.

@@ -10,9 +10,9 @@ use std::sync::{Arc, OnceLock};
 use challenge_core::progress::{GoalProgress, StatValue};
 use challenge_storage::{FlushBatch, GoalWrite, PipelineState, StatWrite};
 
-use foldhash::{HashMap, HashMapExt};
 use crate::cache::GenerationCache;
 use crate::rules::{RuleBook, SignalSource};
+use foldhash::{HashMap, HashMapExt};
 
 /// One user's rows that flushes work on: the active, unclaimed goal rows and every stat row.
 ///

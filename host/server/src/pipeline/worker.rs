@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use challenge_storage::PipelineQuery;
 use chrono::{SubsecRound, Utc};
 use tokio::sync::{mpsc, watch};
@@ -13,8 +12,8 @@ use tracing::Instrument;
 use super::evaluate::{FlushPlan, plan_flush};
 use super::state::{UserStates, split_by_user, writes_by_user};
 use super::{Deduper, Event, PipelineContext, PipelineError, Reservation, Submission};
-use foldhash::{HashMap, HashMapExt};
 use crate::cache::Lookup;
+use foldhash::{HashMap, HashMapExt};
 
 pub(super) struct Worker {
     partition: usize,
@@ -136,8 +135,12 @@ impl Worker {
         let sizes: Vec<usize> = batch.iter().map(|s| s.events.len()).collect();
         let events: Arc<Vec<Event>> =
             Arc::new(batch.iter_mut().flat_map(|submission| std::mem::take(&mut submission.events)).collect());
-        let span =
-            tracing::info_span!("pipeline.flush", partition = self.partition, submissions = batch.len(), events = events.len());
+        let span = tracing::info_span!(
+            "pipeline.flush",
+            partition = self.partition,
+            submissions = batch.len(),
+            events = events.len()
+        );
         let outcome = self.flush_with_retry(&events).instrument(span).await;
         match outcome {
             Ok(()) => {
